@@ -1,0 +1,33 @@
+# Set-up and checks.  `make demo` and `make test` are the README's two commands:
+# each creates .venv (if needed) and installs everything it uses.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+# CPU build of torch first, so that nothing pulls the CUDA wheels
+TORCH  ?= torch==2.13.0
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e ".[all,test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/dynaprot-viz predict examples/data/1ubi.pdb --model anm --samples 20 --out out/1ubi
+	@echo "open out/1ubi/1ubi.annotated.pdb in PyMOL and type: show ellipsoids"
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

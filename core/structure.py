@@ -1,0 +1,357 @@
+"""Reading one protein chain from a PDB or mmCIF file (plain or gzipped) with gemmi.
+
+The result, :class:`ProteinChain`, holds what every predictor needs: residue ids,
+sequence, backbone N/CA/C coordinates (Å) and the per-residue local frames.
+
+Rules (DESIGN.md section 6, issue "core library"):
+
+- first model only (a warning when there are several);
+- chain: the one named, else the first chain with amino-acid residues;
+- alternate locations: per residue, the altloc with the highest mean occupancy
+  (ties: the first), atoms without altloc always kept; microheterogeneity (two
+  residue names at one position) resolved the same way;
+- modified amino acids (MSE, SEP, ...) kept and mapped to their parent for the
+  sequence; waters, ligands and nucleotides ignored;
+- residues without a C-alpha are dropped with a warning; residues missing N or C
+  keep NaN there and :meth:`ProteinChain.frames` refuses them.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple, Union
+
+import numpy as np
+
+from .errors import InputError, ShapeError
+
+__all__ = [
+    "Residue",
+    "ProteinChain",
+    "load_structure",
+    "load_chain",
+    "protein_chain_names",
+    "local_frames",
+    "BACKBONE_ATOMS",
+]
+
+BACKBONE_ATOMS = ("N", "CA", "C")
+_MIN_PROTEIN_RESIDUES = 2
+
+
+class Residue(NamedTuple):
+    """Identity of one residue: chain name, sequence number, insertion code
+    (``""`` when none) and residue name as written in the file (e.g. ``"MSE"``)."""
+
+    chain: str
+    number: int
+    icode: str
+    name: str
+
+    def label(self) -> str:
+        """Short human label, e.g. ``A:42B MET``."""
+        return f"{self.chain}:{self.number}{self.icode} {self.name}"
+
+
+@dataclass(frozen=True, eq=False)
+class ProteinChain:
+    """One protein chain, as the predictors see it.
+
+    Attributes
+    ----------
+    source : str
+        File the chain was read from (or ``"<structure>"`` for an in-memory one).
+    residues : tuple[Residue, ...]
+        N residue ids, in chain order.
+    sequence : str
+        N one-letter codes of the parent amino acids (``X`` when unknown).
+    backbone : ndarray, shape (N, 3, 3), float64, Å
+        Coordinates of N, CA, C per residue; NaN where the atom is missing
+        (never for CA).
+    bfactors : ndarray, shape (N,), float64, Å²
+        The C-alpha B-factors found in the file (0 where absent).
+    """
+
+    source: str
+    residues: tuple
+    sequence: str
+    backbone: np.ndarray
+    bfactors: np.ndarray
+    _frames: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        n = len(self.residues)
+        bb = np.asarray(self.backbone, dtype=np.float64)
+        if bb.shape != (n, 3, 3):
+            raise ShapeError(f"backbone must have shape ({n}, 3, 3), got {bb.shape}")
+        if len(self.sequence) != n:
+            raise ShapeError(f"sequence has {len(self.sequence)} letters for {n} residues")
+        bf = np.asarray(self.bfactors, dtype=np.float64)
+        if bf.shape != (n,):
+            raise ShapeError(f"bfactors must have shape ({n},), got {bf.shape}")
+        if not np.all(np.isfinite(bb[:, 1])):
+            raise InputError(f"{self.source}: C-alpha coordinates are not all finite")
+        object.__setattr__(self, "backbone", bb)
+        object.__setattr__(self, "bfactors", bf)
+
+    def __len__(self) -> int:
+        return len(self.residues)
+
+    @property
+    def chain_id(self) -> str:
+        return self.residues[0].chain
+
+    @property
+    def ca(self) -> np.ndarray:
+        """C-alpha coordinates, shape (N, 3), Å."""
+        return self.backbone[:, 1]
+
+    @property
+    def has_full_backbone(self) -> bool:
+        """True when every residue has N, CA and C."""
+        return bool(np.all(np.isfinite(self.backbone)))
+
+    def frames(self) -> tuple[np.ndarray, np.ndarray]:
+        """Local residue frames (AlphaFold convention, see :func:`local_frames`).
+
+        Returns
+        -------
+        rotations : ndarray, shape (N, 3, 3)
+            Columns are the frame axes in global coordinates.
+        translations : ndarray, shape (N, 3), Å
+            The C-alpha positions.
+
+        Raises
+        ------
+        InputError
+            When any residue lacks N or C.
+        """
+        if not self.has_full_backbone:
+            missing = [self.residues[i].label() for i in np.flatnonzero(~np.isfinite(self.backbone).all(axis=(1, 2)))]
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise InputError(
+                f"{self.source}: residues missing backbone N or C: {', '.join(missing[:5])}{more}"
+            )
+        if "rt" not in self._frames:
+            self._frames["rt"] = local_frames(self.backbone[:, 0], self.backbone[:, 1], self.backbone[:, 2])
+        return self._frames["rt"]
+
+
+def local_frames(n: np.ndarray, ca: np.ndarray, c: np.ndarray, eps: float = 1e-8):
+    """Residue frames from backbone atoms by Gram-Schmidt (AlphaFold Alg. 21).
+
+    Parameters
+    ----------
+    n, ca, c : ndarray, shape (N, 3), Å
+
+    Returns
+    -------
+    rotations : ndarray, shape (N, 3, 3)
+        ``R[:, :, 0]`` along CA->C, ``R[:, :, 1]`` in the N-CA-C plane,
+        ``R[:, :, 2]`` their cross product; right-handed and orthonormal.
+    translations : ndarray, shape (N, 3), Å
+        ``ca``.
+    """
+    v1 = c - ca
+    v2 = n - ca
+    e1 = v1 / (np.linalg.norm(v1, axis=-1, keepdims=True) + eps)
+    u2 = v2 - e1 * np.sum(e1 * v2, axis=-1, keepdims=True)
+    e2 = u2 / (np.linalg.norm(u2, axis=-1, keepdims=True) + eps)
+    e3 = np.cross(e1, e2)
+    return np.stack([e1, e2, e3], axis=-1), ca.copy()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _source_name(source) -> str:
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<structure>"
+
+
+def load_structure(source):
+    """Read a PDB or mmCIF file (``.gz`` allowed) into a :class:`gemmi.Structure`.
+
+    A :class:`gemmi.Structure` is returned unchanged.
+
+    Raises
+    ------
+    FileNotFoundError
+        The path does not exist.
+    InputError
+        The file is empty, unreadable or holds no atoms.
+    """
+    import gemmi
+
+    if isinstance(source, gemmi.Structure):
+        return source
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"source must be a path or a gemmi.Structure, got {type(source).__name__}"
+        )
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a PDB or mmCIF file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+    try:
+        st = gemmi.read_structure(str(path), merge_chain_parts=True)
+    except Exception as exc:  # gemmi raises RuntimeError/ValueError/OSError on bad files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot be read as PDB or mmCIF ({reason})") from None
+    if len(st) == 0 or not any(len(ch) for ch in st[0]):
+        raise InputError(f"{path}: no atoms found (not a PDB or mmCIF coordinate file?)")
+    return st
+
+
+def _parent_info(name: str, modres: dict):
+    """(one-letter code, is amino acid) of a residue name; modified residues map
+    to their parent's letter."""
+    import gemmi
+
+    info = gemmi.find_tabulated_residue(name)
+    if info is not None and info.is_amino_acid():
+        letter = info.one_letter_code.upper()
+        return (letter if letter.strip() and letter != "?" else "X"), True
+    if name in modres:
+        parent = gemmi.find_tabulated_residue(modres[name])
+        if parent is not None and parent.is_amino_acid():
+            return parent.one_letter_code.upper(), True
+    return "X", False
+
+
+def _is_amino_acid(res, modres) -> bool:
+    letter, is_aa = _parent_info(res.name, modres)
+    if is_aa:
+        return True
+    # Unknown names (not in gemmi's table) count when they carry a C-alpha in an
+    # ATOM record or carry N, CA and C: a non-standard residue of the chain.
+    if res.name in ("HOH", "WAT", "DOD"):
+        return False
+    names = {a.name for a in res}
+    return "CA" in names and ("N" in names and "C" in names or res.het_flag == "A")
+
+
+def protein_chain_names(structure) -> list[str]:
+    """Names of the chains of the first model that hold amino-acid residues."""
+    modres = {m.mod_id: m.parent_comp_id for m in structure.mod_residues} if structure.mod_residues else {}
+    out = []
+    for ch in structure[0]:
+        if sum(_is_amino_acid(r, modres) for r in ch) >= _MIN_PROTEIN_RESIDUES:
+            out.append(ch.name)
+    return out
+
+
+def _best_altloc(atoms) -> str:
+    """The altloc letter with the highest mean occupancy among ``atoms`` ('' if none)."""
+    occ: dict[str, list[float]] = {}
+    for a in atoms:
+        if a.altloc != "\0":
+            occ.setdefault(a.altloc, []).append(a.occ)
+    if not occ:
+        return ""
+    return max(occ, key=lambda k: (np.mean(occ[k]), -ord(k)))
+
+
+def _conformer_groups(chain):
+    """Group residues by position (seqid); microheterogeneity gives groups of >1."""
+    groups: list[list] = []
+    for res in chain:
+        if groups and groups[-1][0].seqid == res.seqid:
+            groups[-1].append(res)
+        else:
+            groups.append([res])
+    return groups
+
+
+def load_chain(source, chain: str | None = None) -> ProteinChain:
+    """Read one protein chain.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or gemmi.Structure
+        PDB or mmCIF file, plain or gzipped, or a structure already loaded.
+    chain : str, optional
+        Chain name (author chain id).  Default: the first chain with amino acids.
+
+    Returns
+    -------
+    ProteinChain
+
+    Raises
+    ------
+    InputError
+        No protein chain, the named chain absent, no residue with a C-alpha,
+        non-finite coordinates.
+    """
+    name = _source_name(source)
+    st = load_structure(source)
+    if len(st) > 1:
+        warnings.warn(f"{name}: {len(st)} models, using the first", stacklevel=2)
+    model = st[0]
+    proteins = protein_chain_names(st)
+    if chain is None:
+        if not proteins:
+            raise InputError(f"{name}: no protein chain found (no amino-acid residues)")
+        chain = proteins[0]
+    names = [ch.name for ch in model]
+    if chain not in names:
+        raise InputError(
+            f"{name}: no chain {chain!r}; chains with protein: {', '.join(proteins) or 'none'}"
+        )
+    if chain not in proteins:
+        raise InputError(f"{name}: chain {chain!r} holds no protein residues")
+
+    modres = {m.mod_id: m.parent_comp_id for m in st.mod_residues} if st.mod_residues else {}
+    residues, letters, backbone, bfac = [], [], [], []
+    dropped = []
+    for group in _conformer_groups(model[chain]):
+        group = [r for r in group if _is_amino_acid(r, modres)]
+        if not group:
+            continue
+        if len(group) > 1:  # microheterogeneity: keep the best-occupied residue
+            group.sort(key=lambda r: -max((a.occ for a in r), default=0.0))
+        res = group[0]
+        alt = _best_altloc(list(res))
+        xyz = np.full((3, 3), np.nan)
+        b_ca = 0.0
+        for a in res:
+            if a.altloc != "\0" and a.altloc != alt:
+                continue
+            if a.name in BACKBONE_ATOMS:
+                k = BACKBONE_ATOMS.index(a.name)
+                xyz[k] = (a.pos.x, a.pos.y, a.pos.z)
+                if not np.all(np.isfinite(xyz[k])):
+                    raise InputError(
+                        f"{name}: atom {a.name} of residue {chain}:{res.seqid.num}{res.seqid.icode.strip()} "
+                        f"{res.name} has non-finite coordinates"
+                    )
+                if k == 1:
+                    b_ca = a.b_iso
+        rid = Residue(chain, int(res.seqid.num), res.seqid.icode.strip(), res.name)
+        if not np.all(np.isfinite(xyz[1])):
+            dropped.append(rid.label())
+            continue
+        residues.append(rid)
+        letters.append(_parent_info(res.name, modres)[0])
+        backbone.append(xyz)
+        bfac.append(b_ca)
+    if dropped:
+        more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
+        warnings.warn(
+            f"{name}: {len(dropped)} residues without a C-alpha skipped: {', '.join(dropped[:5])}{more}",
+            stacklevel=2,
+        )
+    if len(residues) < _MIN_PROTEIN_RESIDUES:
+        raise InputError(f"{name}: chain {chain!r} has no usable backbone (fewer than 2 residues with a C-alpha)")
+    return ProteinChain(
+        source=name,
+        residues=tuple(residues),
+        sequence="".join(letters),
+        backbone=np.array(backbone),
+        bfactors=np.array(bfac),
+    )

@@ -1,0 +1,31 @@
+"""dynaprot-viz: residue-level protein dynamics as Gaussians, shown where you work.
+
+>>> import dynaprot_viz as dv
+>>> dyn = dv.predict("examples/data/1ubi.pdb", model="anm")
+>>> dyn.rmsf.shape
+(76,)
+"""
+
+__version__ = "0.1.0"
+
+from .api import as_chain, predict
+from .core.errors import InputError
+from .core.gaussian import Dynamics
+from .core.predictors import available_models, register_predictor
+from .core.structure import ProteinChain, Residue, load_chain
+from .export import write_annotated, write_ensemble
+
+__all__ = [
+    "Dynamics",
+    "InputError",
+    "ProteinChain",
+    "Residue",
+    "__version__",
+    "as_chain",
+    "available_models",
+    "load_chain",
+    "predict",
+    "register_predictor",
+    "write_annotated",
+    "write_ensemble",
+]

@@ -1,0 +1,78 @@
+"""``dynaprot-viz predict``: structure -> dynamics.npz, annotated PDB, ensemble."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..core.errors import InputError
+from ..core.predictors import available_models
+
+HELP = "predict residue dynamics of one chain and write annotated files"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def stem_of(path) -> str:
+    """File name without structure suffixes: ``1abc.cif.gz`` -> ``1abc``."""
+    name = Path(path).name
+    for suffix in (".gz", ".pdb", ".ent", ".cif", ".mmcif"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name or "structure"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="PDB or mmCIF file, plain or gzipped")
+    p.add_argument("--model", default="dynaprot",
+                   help="predictor: " + ", ".join(available_models()) + " (default dynaprot)")
+    p.add_argument("--chain", default=None, help="chain name (default: first protein chain)")
+    p.add_argument("--samples", type=_positive_int, default=None, metavar="K",
+                   help="also write an ensemble of K sampled conformations")
+    p.add_argument("--seed", type=int, default=0, help="random seed for --samples (default 0)")
+    p.add_argument("--cif", action="store_true", help="also write <stem>.annotated.cif (mmCIF)")
+    p.add_argument("--anm-scale", default="relative", choices=["relative", "bfactors"],
+                   help="ANM only: relative units (kT/gamma) or fit to the file's B-factors")
+    p.add_argument("--out", required=True, help="output folder (created if needed)")
+
+
+def run(args) -> int:
+    from ..api import predict
+    from ..export import write_annotated, write_ensemble
+    from .._io import AtomicOutputs
+
+    source = Path(args.input)
+    options = {"scale": args.anm_scale} if args.model == "anm" else {}
+    if args.model != "anm" and args.anm_scale != "relative":
+        raise InputError("--anm-scale applies only to --model anm")
+    dyn = predict(source, model=args.model, chain=args.chain, **options)
+    out = Path(args.out)
+    stem = stem_of(source)
+    written = []
+    with AtomicOutputs(out) as outputs:
+        npz = out / f"{stem}.dynamics.npz"
+        dyn.save(outputs.path(npz))
+        written.append(npz)
+        pdb = out / f"{stem}.annotated.pdb"
+        write_annotated(dyn, source, outputs.path(pdb))
+        written.append(pdb)
+        if args.cif:
+            cif = out / f"{stem}.annotated.cif"
+            write_annotated(dyn, source, outputs.path(cif))
+            written.append(cif)
+        if args.samples:
+            ens = out / f"{stem}.ensemble.pdb"
+            write_ensemble(dyn, dyn.sample(args.samples, seed=args.seed), outputs.path(ens))
+            written.append(ens)
+    print(dyn.summary())
+    for path in written:
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,230 @@
+"""Annotated structure files: B-factors, ANISOU, ensembles (PDB and mmCIF, via gemmi).
+
+- B-factor of every atom of residue i: (8 pi^2 / 3) tr(Sigma_i) in Å².
+- Anisotropic U of the C-alpha (optionally every atom of the residue): Sigma_i in
+  Å²; gemmi writes PDB ANISOU as U x 10^4 in the order U11 U22 U33 U12 U13 U23,
+  and mmCIF as ``_atom_site_anisotrop``.  PyMOL (``show ellipsoids``) and
+  ChimeraX (``aniso``) draw these.
+- A REMARK 250 block (PDB) or a ``_dynaprot_viz`` category (mmCIF) names the model.
+- Ensembles: one MODEL per sample, C-alpha atoms only (the samples are C-alpha
+  positions; moving side chains rigidly would invent geometry).
+
+All writers are atomic: the file appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .core.errors import InputError
+from .core.gaussian import ANISOU_SCALE, Dynamics, anisou_from_marginals
+from .core.structure import load_structure
+from ._io import atomic_write_text
+
+__all__ = ["annotated_structure", "write_annotated", "write_ensemble", "ensemble_structure", "remark_lines"]
+
+_PDB_BFACTOR_MAX = 999.99  # the PDB B-factor column is %6.2f
+_PDB_ANISOU_MAX = 9_999_999  # 7 columns of integers
+
+
+def remark_lines(dynamics: Dynamics, extra: str = "") -> list[str]:
+    """PDB REMARK 250 lines saying which model produced the annotations."""
+    from . import __version__
+
+    today = datetime.date.today().isoformat()
+    text = [
+        f"dynaprot-viz {__version__} annotations, {today}",
+        f"model: {dynamics.model_name}{' (isotropic)' if dynamics.isotropic else ''}",
+        "B-factor = 8 pi^2/3 tr(Sigma_i) (A^2) on every atom of residue i",
+        "ANISOU = Sigma_i (A^2 x 10^4) on C-alpha atoms",
+    ]
+    if extra:
+        text.append(extra)
+    return [f"REMARK 250 {t[:68]}" for t in text]
+
+
+def _residue_key(chain: str, res) -> tuple:
+    return (chain, int(res.seqid.num), res.seqid.icode.strip())
+
+
+def annotated_structure(dynamics: Dynamics, source, whole_residue_anisou: bool = False):
+    """A gemmi.Structure of the predicted residues with B-factors and U tensors.
+
+    Parameters
+    ----------
+    dynamics : Dynamics
+    source : path or gemmi.Structure
+        The structure the dynamics were predicted from.
+    whole_residue_anisou : bool
+        Put Sigma_i on every atom of residue i, not only on the C-alpha.
+
+    Returns
+    -------
+    gemmi.Structure
+        First model, the residues of ``dynamics`` only (one conformer each),
+        all their atoms.
+
+    Raises
+    ------
+    InputError
+        A residue of ``dynamics`` is absent from ``source``.
+    """
+    import gemmi
+
+    from .core.structure import _best_altloc, _conformer_groups
+
+    st = load_structure(source)
+    wanted = {(r.chain, r.number, r.icode): i for i, r in enumerate(dynamics.residues)}
+    bfac = dynamics.bfactors
+    u6 = anisou_from_marginals(dynamics.marginals)
+    out = gemmi.Structure()
+    out.cell = st.cell
+    out.spacegroup_hm = st.spacegroup_hm
+    model = gemmi.Model("1")
+    found = set()
+    for chain in st[0]:
+        new_chain = None
+        for group in _conformer_groups(chain):
+            key = _residue_key(chain.name, group[0])
+            if key not in wanted or key in found:
+                continue
+            i = wanted[key]
+            res = next((r for r in group if r.name == dynamics.residues[i].name), group[0])
+            alt = _best_altloc(list(res))
+            new_res = gemmi.Residue()
+            new_res.name, new_res.seqid, new_res.het_flag = res.name, res.seqid, res.het_flag
+            new_res.entity_type = gemmi.EntityType.Polymer
+            for atom in res:
+                if atom.altloc != "\0" and atom.altloc != alt:
+                    continue
+                a = gemmi.Atom()
+                a.name, a.element, a.pos, a.occ = atom.name, atom.element, atom.pos, atom.occ
+                a.charge = atom.charge
+                a.b_iso = float(bfac[i])
+                if atom.name == "CA" or whole_residue_anisou:
+                    a.aniso = gemmi.SMat33f(*map(float, u6[i]))
+                new_res.add_atom(a)
+            if new_chain is None:
+                new_chain = gemmi.Chain(chain.name)
+            new_chain.add_residue(new_res)
+            found.add(key)
+        if new_chain is not None:
+            model.add_chain(new_chain)
+    missing = [dynamics.residues[i].label() for k, i in wanted.items() if k not in found]
+    if missing:
+        raise InputError(
+            f"{getattr(source, 'name', source)}: {len(missing)} predicted residues are not in the structure "
+            f"(first: {missing[0]}); was it predicted from another file?"
+        )
+    out.add_model(model)
+    out.setup_entities()
+    return out
+
+
+def _check_pdb_ranges(dynamics: Dynamics) -> None:
+    if dynamics.bfactors.max() > _PDB_BFACTOR_MAX:
+        raise InputError(
+            f"B-factors up to {dynamics.bfactors.max():.0f} Å² do not fit the PDB format's B column "
+            f"(max {_PDB_BFACTOR_MAX}); write mmCIF (.cif) or rescale the model"
+        )
+    u = np.abs(anisou_from_marginals(dynamics.marginals)) * ANISOU_SCALE
+    if u.max() > _PDB_ANISOU_MAX:
+        raise InputError("U values do not fit PDB ANISOU records; write mmCIF (.cif) instead")
+    diag = np.diagonal(dynamics.marginals, axis1=1, axis2=2) * ANISOU_SCALE
+    if np.any(diag < 0.5):
+        warnings.warn(
+            "some U values are below 1e-4 Å² and round to 0 in PDB ANISOU records; "
+            "ellipsoids of those residues will not be drawn", stacklevel=3,
+        )
+
+
+def _format_of(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith((".cif", ".mmcif", ".cif.gz", ".mmcif.gz")):
+        return "cif"
+    if name.endswith((".pdb", ".ent", ".pdb.gz")):
+        return "pdb"
+    raise InputError(f"{path}: unknown output format; use a .pdb or .cif name")
+
+
+def _structure_text(st, fmt: str, remarks: list[str], dynamics: Dynamics) -> str:
+    if fmt == "pdb":
+        st.raw_remarks = remarks
+        return st.make_pdb_string()
+    doc = st.make_mmcif_document()
+    block = doc.sole_block()
+    block.set_pair("_dynaprot_viz.model_name", dynamics.model_name)
+    block.set_pair("_dynaprot_viz.isotropic", "yes" if dynamics.isotropic else "no")
+    block.set_pair("_dynaprot_viz.bfactor_definition", "'8 pi^2/3 tr(Sigma_i), A^2'")
+    block.set_pair("_dynaprot_viz.anisou_definition", "'Sigma_i in A^2 on C-alpha atoms'")
+    return doc.as_string()
+
+
+def write_annotated(dynamics: Dynamics, source, path, whole_residue_anisou: bool = False) -> Path:
+    """Write the annotated structure (see :func:`annotated_structure`) to ``path``.
+
+    The format follows the name: ``.pdb`` or ``.cif`` (``.gz`` not supported
+    for output).  Returns the path.
+    """
+    path = Path(path)
+    fmt = _format_of(path)
+    if path.name.lower().endswith(".gz"):
+        raise InputError(f"{path}: gzipped output is not supported; drop the .gz")
+    if fmt == "pdb":
+        _check_pdb_ranges(dynamics)
+    st = annotated_structure(dynamics, source, whole_residue_anisou)
+    return atomic_write_text(path, _structure_text(st, fmt, remark_lines(dynamics), dynamics))
+
+
+def ensemble_structure(dynamics: Dynamics, samples: np.ndarray):
+    """A multi-model gemmi.Structure of C-alpha atoms, one model per sample.
+
+    Parameters
+    ----------
+    dynamics : Dynamics
+        Supplies the residue ids.
+    samples : ndarray, shape (K, N, 3), Å
+    """
+    import gemmi
+
+    samples = np.asarray(samples, dtype=np.float64)
+    n = dynamics.n_residues
+    if samples.ndim != 3 or samples.shape[1:] != (n, 3):
+        raise InputError(f"samples must have shape (K, {n}, 3), got {samples.shape}")
+    if not np.all(np.isfinite(samples)):
+        raise InputError("samples contain NaN or infinite coordinates")
+    st = gemmi.Structure()
+    for k, xyz in enumerate(samples):
+        model = gemmi.Model(str(k + 1))
+        chains: dict[str, gemmi.Chain] = {}
+        for r, pos in zip(dynamics.residues, xyz):
+            if r.chain not in chains:
+                chains[r.chain] = gemmi.Chain(r.chain)
+            res = gemmi.Residue()
+            res.name = r.name
+            res.seqid = gemmi.SeqId(r.number, r.icode or " ")
+            res.entity_type = gemmi.EntityType.Polymer
+            a = gemmi.Atom()
+            a.name, a.element, a.occ = "CA", gemmi.Element("C"), 1.0
+            a.pos = gemmi.Position(*pos)
+            res.add_atom(a)
+            chains[r.chain].add_residue(res)
+        for ch in chains.values():
+            model.add_chain(ch)
+        st.add_model(model)
+    st.setup_entities()
+    return st
+
+
+def write_ensemble(dynamics: Dynamics, samples: np.ndarray, path) -> Path:
+    """Write samples as a multi-model file (``.pdb`` or ``.cif``); returns the path."""
+    path = Path(path)
+    fmt = _format_of(path)
+    st = ensemble_structure(dynamics, samples)
+    extra = f"ensemble: {len(samples)} samples of X ~ N(mean, Sigma_joint), C-alpha only"
+    remarks = [line for line in remark_lines(dynamics, extra) if "B-factor" not in line and "ANISOU" not in line]
+    return atomic_write_text(path, _structure_text(st, fmt, remarks, dynamics))
