@@ -86,6 +86,13 @@ def _check_symmetric(name, arr):
     return 0.5 * (arr + np.swapaxes(arr, -1, -2))
 
 
+def _is_isotropic(marginals, rtol: float = 1e-9) -> bool:
+    """True when every 3x3 marginal is a multiple of the identity."""
+    m = np.asarray(marginals, dtype=np.float64)
+    iso = np.trace(m, axis1=1, axis2=2)[:, None, None] / 3.0 * np.eye(3)
+    return bool(np.all(np.abs(m - iso) <= rtol * np.abs(iso).max()))
+
+
 def _as_residues(residues, n):
     out = []
     for r in residues:
@@ -296,7 +303,6 @@ class Dynamics:
             "residue_icode": np.array([r.icode for r in res], dtype=str),
             "residue_name": np.array([r.name for r in res], dtype=str),
             "model_name": np.array(self.model_name),
-            "isotropic": np.array(self.isotropic),
         }
 
     @classmethod
@@ -327,7 +333,8 @@ class Dynamics:
                 coupling=data["coupling"],
                 residues=residues,
                 model_name=str(data["model_name"]),
-                isotropic=bool(data.get("isotropic", False)),
+                # not stored (DESIGN fixes the array names): isotropy is read off the marginals
+                isotropic=_is_isotropic(data["marginals"]),
             )
         except ShapeError as exc:
             raise InputError(f"{path}: invalid dynamics ({exc})") from None

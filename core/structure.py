@@ -7,9 +7,10 @@ Rules (DESIGN.md section 6, issue "core library"):
 
 - first model only (a warning when there are several);
 - chain: the one named, else the first chain with amino-acid residues;
-- alternate locations: per residue, the altloc with the highest mean occupancy
-  (ties: the first), atoms without altloc always kept; microheterogeneity (two
-  residue names at one position) resolved the same way;
+- alternate locations: per position, the altloc with the highest mean occupancy
+  (ties: the earlier letter), atoms without altloc always kept; under
+  microheterogeneity (two residue names at one position) the residue carrying
+  that altloc's C-alpha is used (:func:`select_conformer`);
 - modified amino acids (MSE, SEP, ...) kept and mapped to their parent for the
   sequence; waters, ligands and nucleotides ignored;
 - residues without a C-alpha are dropped with a warning; residues missing N or C
@@ -157,9 +158,9 @@ def local_frames(n: np.ndarray, ca: np.ndarray, c: np.ndarray, eps: float = 1e-8
     """
     v1 = c - ca
     v2 = n - ca
-    e1 = v1 / (np.linalg.norm(v1, axis=-1, keepdims=True) + eps)
+    e1 = v1 / np.maximum(np.linalg.norm(v1, axis=-1, keepdims=True), eps)
     u2 = v2 - e1 * np.sum(e1 * v2, axis=-1, keepdims=True)
-    e2 = u2 / (np.linalg.norm(u2, axis=-1, keepdims=True) + eps)
+    e2 = u2 / np.maximum(np.linalg.norm(u2, axis=-1, keepdims=True), eps)
     e3 = np.cross(e1, e2)
     return np.stack([e1, e2, e3], axis=-1), ca.copy()
 
@@ -225,13 +226,15 @@ def _parent_info(name: str, modres: dict):
 
 
 def _is_amino_acid(res, modres) -> bool:
+    import gemmi
+
     letter, is_aa = _parent_info(res.name, modres)
     if is_aa:
         return True
+    if gemmi.find_tabulated_residue(res.name) is not None:
+        return False  # known and not an amino acid: water, ligand, nucleotide
     # Unknown names (not in gemmi's table) count when they carry a C-alpha in an
     # ATOM record or carry N, CA and C: a non-standard residue of the chain.
-    if res.name in ("HOH", "WAT", "DOD"):
-        return False
     names = {a.name for a in res}
     return "CA" in names and ("N" in names and "C" in names or res.het_flag == "A")
 
@@ -266,6 +269,35 @@ def _conformer_groups(chain):
         else:
             groups.append([res])
     return groups
+
+
+def select_conformer(group):
+    """The conformer to use at one position.
+
+    Parameters
+    ----------
+    group : list of gemmi.Residue
+        The residues sharing one seqid (one, or several under microheterogeneity).
+
+    Returns
+    -------
+    residue : gemmi.Residue
+        The residue carrying the chosen conformer's C-alpha (else the first).
+    altloc : str
+        The altloc letter with the highest mean occupancy over all atoms of the
+        position (ties: the earlier letter), or ``""`` when there are none.
+        Atoms with this altloc or none make up the conformer.
+    """
+    alt = _best_altloc([a for r in group for a in r])
+    for res in group:
+        if any(a.name == "CA" and (a.altloc == "\0" or a.altloc == alt) for a in res):
+            return res, alt
+    return group[0], alt
+
+
+def conformer_atoms(res, alt: str):
+    """Atoms of ``res`` in the conformer ``alt`` (see :func:`select_conformer`)."""
+    return [a for a in res if a.altloc == "\0" or a.altloc == alt]
 
 
 def load_chain(source, chain: str | None = None) -> ProteinChain:
@@ -313,15 +345,10 @@ def load_chain(source, chain: str | None = None) -> ProteinChain:
         group = [r for r in group if _is_amino_acid(r, modres)]
         if not group:
             continue
-        if len(group) > 1:  # microheterogeneity: keep the best-occupied residue
-            group.sort(key=lambda r: -max((a.occ for a in r), default=0.0))
-        res = group[0]
-        alt = _best_altloc(list(res))
+        res, alt = select_conformer(group)
         xyz = np.full((3, 3), np.nan)
         b_ca = 0.0
-        for a in res:
-            if a.altloc != "\0" and a.altloc != alt:
-                continue
+        for a in conformer_atoms(res, alt):
             if a.name in BACKBONE_ATOMS:
                 k = BACKBONE_ATOMS.index(a.name)
                 xyz[k] = (a.pos.x, a.pos.y, a.pos.z)

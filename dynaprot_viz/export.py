@@ -31,7 +31,7 @@ _PDB_BFACTOR_MAX = 999.99  # the PDB B-factor column is %6.2f
 _PDB_ANISOU_MAX = 9_999_999  # 7 columns of integers
 
 
-def remark_lines(dynamics: Dynamics, extra: str = "") -> list[str]:
+def remark_lines(dynamics: Dynamics, extra: str = "", anisou_on: str = "C-alpha atoms") -> list[str]:
     """PDB REMARK 250 lines saying which model produced the annotations."""
     from . import __version__
 
@@ -40,7 +40,7 @@ def remark_lines(dynamics: Dynamics, extra: str = "") -> list[str]:
         f"dynaprot-viz {__version__} annotations, {today}",
         f"model: {dynamics.model_name}{' (isotropic)' if dynamics.isotropic else ''}",
         "B-factor = 8 pi^2/3 tr(Sigma_i) (A^2) on every atom of residue i",
-        "ANISOU = Sigma_i (A^2 x 10^4) on C-alpha atoms",
+        f"ANISOU = Sigma_i (A^2 x 10^4) on {anisou_on}",
     ]
     if extra:
         text.append(extra)
@@ -75,7 +75,7 @@ def annotated_structure(dynamics: Dynamics, source, whole_residue_anisou: bool =
     """
     import gemmi
 
-    from .core.structure import _best_altloc, _conformer_groups
+    from .core.structure import _conformer_groups, conformer_atoms, select_conformer
 
     st = load_structure(source)
     wanted = {(r.chain, r.number, r.icode): i for i, r in enumerate(dynamics.residues)}
@@ -93,14 +93,11 @@ def annotated_structure(dynamics: Dynamics, source, whole_residue_anisou: bool =
             if key not in wanted or key in found:
                 continue
             i = wanted[key]
-            res = next((r for r in group if r.name == dynamics.residues[i].name), group[0])
-            alt = _best_altloc(list(res))
+            res, alt = select_conformer(group)
             new_res = gemmi.Residue()
             new_res.name, new_res.seqid, new_res.het_flag = res.name, res.seqid, res.het_flag
             new_res.entity_type = gemmi.EntityType.Polymer
-            for atom in res:
-                if atom.altloc != "\0" and atom.altloc != alt:
-                    continue
+            for atom in conformer_atoms(res, alt):
                 a = gemmi.Atom()
                 a.name, a.element, a.pos, a.occ = atom.name, atom.element, atom.pos, atom.occ
                 a.charge = atom.charge
@@ -177,7 +174,8 @@ def write_annotated(dynamics: Dynamics, source, path, whole_residue_anisou: bool
     if fmt == "pdb":
         _check_pdb_ranges(dynamics)
     st = annotated_structure(dynamics, source, whole_residue_anisou)
-    return atomic_write_text(path, _structure_text(st, fmt, remark_lines(dynamics), dynamics))
+    scope = "all atoms of residue i" if whole_residue_anisou else "C-alpha atoms"
+    return atomic_write_text(path, _structure_text(st, fmt, remark_lines(dynamics, anisou_on=scope), dynamics))
 
 
 def ensemble_structure(dynamics: Dynamics, samples: np.ndarray):
