@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/dynaprot-viz predict examples/data/1ubi.pdb --model anm --samples 20 --out out/1ubi
+	rm -rf out/1ubi && mkdir -p out
+	$(VENV)/bin/dynaprot-viz predict examples/data/1ubi.pdb --model anm --samples 20 --out out/1ubi > out/1ubi-summary.txt
+	mv out/1ubi-summary.txt out/1ubi/summary.txt
+	cat out/1ubi/summary.txt
 	@echo "open out/1ubi/1ubi.annotated.pdb in PyMOL and type: show ellipsoids"
 
 test: install
