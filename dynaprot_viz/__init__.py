@@ -11,19 +11,24 @@ __version__ = "0.1.0"
 from .api import as_chain, predict
 from .core.errors import InputError
 from .core.gaussian import Dynamics
+from .core.pockets import Pocket, find_pockets
 from .core.predictors import available_models, register_predictor
 from .core.structure import ProteinChain, Residue, load_chain
 from .export import write_annotated, write_ensemble
+from .figure import make_figure
 
 __all__ = [
     "Dynamics",
     "InputError",
+    "Pocket",
     "ProteinChain",
     "Residue",
     "__version__",
     "as_chain",
     "available_models",
+    "find_pockets",
     "load_chain",
+    "make_figure",
     "predict",
     "register_predictor",
     "write_annotated",
