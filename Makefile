@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # CPU build of torch first, so that nothing pulls the CUDA wheels
 TORCH  ?= torch==2.13.0
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean chromium
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ demo: install
 	cat out/1ubi/summary.txt
 	@echo "open out/1ubi/1ubi.annotated.pdb in PyMOL and type: show ellipsoids"
 
-test: install
+# the browser test of the standalone page needs Debian's chromium (skipped with a reason without it)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "note: chromium not installed; the browser test will be skipped"; }
+
+test: install chromium
 	$(PY) -m pytest -q
 
 bench: install

@@ -16,6 +16,7 @@ from .core.predictors import available_models, register_predictor
 from .core.structure import ProteinChain, Residue, load_chain
 from .export import write_annotated, write_ensemble
 from .figure import make_figure
+from .widget import view
 
 __all__ = [
     "Dynamics",
@@ -31,6 +32,7 @@ __all__ = [
     "make_figure",
     "predict",
     "register_predictor",
+    "view",
     "write_annotated",
     "write_ensemble",
 ]

@@ -60,7 +60,8 @@ def main(argv=None) -> int:
         return 2
     with warnings.catch_warnings():
         warnings.simplefilter("default")
-        warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+        # restored by catch_warnings on exit (formatwarning would not be)
+        warnings.showwarning = lambda msg, *a, **k: print(f"warning: {msg}", file=sys.stderr)
         try:
             return int(args._run(args) or 0)
         except (InputError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:

@@ -1,0 +1,259 @@
+"""What a 3D view shows, as plain data: the state every renderer draws.
+
+A :class:`Scene` is built from a :class:`~dynaprot_viz.core.gaussian.Dynamics`
+and display options (probability, scale, colour map, opacity, residue subset,
+colouring mode, selected residue, pocket, ensemble frames).  Renderers (py3Dmol,
+nglview, the standalone HTML page) only translate a Scene into their own calls,
+so all of them show the same thing and tests can check the state without a
+browser.  Nothing here computes dynamics: it reads the Dynamics' arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..core.gaussian import Dynamics
+from ..core.pockets import Pocket
+from ..geometry import DEFAULT_PROBABILITY, EllipsoidMesh, ellipsoid_mesh, mahalanobis_radius
+
+__all__ = [
+    "Scene",
+    "Legend",
+    "build_scene",
+    "colormap_rgba",
+    "rgba_to_hex",
+    "structure_text",
+    "ensemble_text",
+    "COLOR_MODES",
+    "POCKET_RGBA",
+    "MUTED_RGBA",
+]
+
+COLOR_MODES = ("rmsf", "coupling", "pocket")
+#: colour of pocket residues and their arrows, and of everything else in "pocket" mode
+POCKET_RGBA = np.array([1.0, 0.55, 0.0, 1.0], dtype=np.float32)
+MUTED_RGBA = np.array([0.78, 0.78, 0.78, 1.0], dtype=np.float32)
+SELECTED_RGBA = np.array([0.1, 0.9, 0.2, 1.0], dtype=np.float32)
+
+
+def colormap_rgba(values, cmap: str = "viridis", vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """Colours of values through a matplotlib colour map, shape (N, 4) float32 RGBA in 0..1."""
+    import matplotlib
+
+    try:
+        cm = matplotlib.colormaps[cmap]
+    except KeyError:
+        raise InputError(f"unknown colour map {cmap!r}; use a matplotlib name such as 'viridis'") from None
+    v = np.asarray(values, dtype=np.float64)
+    lo = float(np.min(v)) if vmin is None else float(vmin)
+    hi = float(np.max(v)) if vmax is None else float(vmax)
+    t = (v - lo) / (hi - lo) if hi > lo else np.full_like(v, 0.5)
+    return cm(np.clip(t, 0.0, 1.0)).astype(np.float32)
+
+
+def rgba_to_hex(rgba) -> list[str]:
+    """``#rrggbb`` strings of RGBA rows in 0..1 (alpha ignored)."""
+    rgb = np.clip(np.round(np.asarray(rgba)[:, :3] * 255), 0, 255).astype(int)
+    return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb]
+
+
+@dataclass(frozen=True)
+class Legend:
+    """A colour bar: ``title`` over a ``cmap`` from ``vmin`` to ``vmax`` (units in the title)."""
+
+    title: str
+    cmap: str
+    vmin: float
+    vmax: float
+
+
+@dataclass(frozen=True, eq=False)
+class Scene:
+    """The state of one 3D view.
+
+    Attributes
+    ----------
+    dynamics : Dynamics
+    structure_text : str
+        PDB text of the structure drawn (all atoms when known, else C-alpha only).
+    residue_rgba : ndarray, shape (N, 4), float32
+        Colour of every residue (cartoon, C-alpha sphere and ellipsoid).
+    shown : ndarray, shape (M,), int
+        Residues that get an ellipsoid.
+    mesh : EllipsoidMesh
+        The M ellipsoids, coloured like their residues.
+    radii, axes : ndarray, shapes (M, 3) Å and (M, 3, 3)
+        Semi-axes and directions (for renderers with native ellipsoids).
+    opacity : float
+    legend : Legend
+    mode : str
+        ``"rmsf"``, ``"coupling"``, ``"pocket"`` or ``"values"``.
+    selected : int or None
+        Highlighted residue (the coupling reference in ``"coupling"`` mode).
+    arrow_start, arrow_end : ndarray, shape (A, 3), Å
+        Pocket motion directions drawn as arrows.
+    frames : ndarray, shape (K, N, 3) Å, or None
+        Ensemble samples for animation.
+    """
+
+    dynamics: Dynamics
+    structure_text: str
+    residue_rgba: np.ndarray
+    shown: np.ndarray
+    mesh: EllipsoidMesh
+    radii: np.ndarray
+    axes: np.ndarray
+    opacity: float
+    legend: Legend
+    mode: str
+    selected: int | None = None
+    pocket: Pocket | None = None
+    arrow_start: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    arrow_end: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    frames: np.ndarray | None = None
+
+    @property
+    def n_ellipsoids(self) -> int:
+        return len(self.shown)
+
+    def residue_hex(self) -> list[str]:
+        return rgba_to_hex(self.residue_rgba)
+
+    def chain_color_maps(self) -> dict[str, dict[int, str]]:
+        """Per chain, residue number -> ``#rrggbb`` (insertion-code residues share their number's colour)."""
+        out: dict[str, dict[int, str]] = {}
+        for r, h in zip(self.dynamics.residues, self.residue_hex()):
+            out.setdefault(r.chain, {}).setdefault(r.number, h)
+        return out
+
+
+def structure_text(dynamics: Dynamics, source=None) -> str:
+    """PDB text to draw: the source's atoms of the predicted residues (B-factors and
+    ANISOU from the dynamics) when ``source`` is given, else C-alpha atoms at ``mean``."""
+    from ..export import annotated_structure, ensemble_structure
+
+    if source is not None:
+        try:
+            st = annotated_structure(dynamics, source)
+            return st.make_pdb_string()
+        except (InputError, TypeError):
+            pass  # not the file the dynamics came from: fall back to C-alpha only
+    return ensemble_structure(dynamics, np.asarray(dynamics.mean)[None]).make_pdb_string()
+
+
+def ensemble_text(dynamics: Dynamics, frames) -> str:
+    """Multi-model PDB text (C-alpha only), one MODEL per frame of shape (K, N, 3) Å."""
+    from ..export import ensemble_structure
+
+    return ensemble_structure(dynamics, frames).make_pdb_string()
+
+
+def build_scene(
+    dynamics: Dynamics,
+    structure: str | None = None,
+    *,
+    probability: float = DEFAULT_PROBABILITY,
+    scale: float = 1.0,
+    cmap: str = "viridis",
+    coupling_cmap: str = "RdBu_r",
+    opacity: float = 0.8,
+    residues=None,
+    color_by="rmsf",
+    selected: int | None = None,
+    pocket: Pocket | None = None,
+    frames=None,
+    subdivisions: int | None = None,
+) -> Scene:
+    """Build the state of a 3D view.
+
+    Parameters
+    ----------
+    dynamics : Dynamics
+    structure : str, optional
+        PDB text (:func:`structure_text`); default C-alpha atoms at ``mean``.
+    probability : float in (0, 1)
+        Probability mass inside each ellipsoid (0.5 = PyMOL's default).
+    scale : float
+        Extra factor on the ellipsoid semi-axes.
+    cmap : str
+        matplotlib colour map for RMSF (or ``color_by`` values).
+    coupling_cmap : str
+        Diverging map for ``color_by="coupling"``: correlation -1 .. 1 with the
+        selected residue, positive and negative at opposite ends.
+    opacity : float in [0, 1]
+        Ellipsoid opacity.
+    residues : array of int, optional
+        Indices of the residues that get an ellipsoid (default all).
+    color_by : "rmsf", "coupling", "pocket" or array (N,)
+        ``"coupling"`` needs ``selected``; ``"pocket"`` needs ``pocket``.
+    selected : int, optional
+        Highlighted residue index.
+    pocket : Pocket, optional
+        Drawn as arrows along its residues' dominant motions.
+    frames : array (K, N, 3) Å, optional
+        Ensemble samples to animate.
+    """
+    if not isinstance(dynamics, Dynamics):
+        raise TypeError(f"dynamics must be a Dynamics, got {type(dynamics).__name__}")
+    n = dynamics.n_residues
+    if not 0.0 <= opacity <= 1.0:
+        raise InputError(f"opacity must be in [0, 1], got {opacity!r}")
+    if selected is not None and not (0 <= int(selected) < n):
+        raise InputError(f"selected must be a residue index in 0..{n - 1}, got {selected!r}")
+    selected = None if selected is None else int(selected)
+    rmsf = dynamics.rmsf
+    if isinstance(color_by, str):
+        if color_by == "rmsf":
+            rgba = colormap_rgba(rmsf, cmap)
+            legend = Legend(f"RMSF (Å), {dynamics.model_name}", cmap, float(rmsf.min()), float(rmsf.max()))
+        elif color_by == "coupling":
+            if selected is None:
+                raise InputError("color_by='coupling' needs a selected residue")
+            rgba = colormap_rgba(dynamics.correlation[selected], coupling_cmap, -1.0, 1.0)
+            label = dynamics.residues[selected].label()
+            legend = Legend(f"correlation with {label}", coupling_cmap, -1.0, 1.0)
+        elif color_by == "pocket":
+            if pocket is None:
+                raise InputError("color_by='pocket' needs a pocket")
+            rgba = np.tile(MUTED_RGBA, (n, 1))
+            rgba[pocket.residues] = POCKET_RGBA
+            legend = Legend(f"pocket, score {pocket.score:.2f}", cmap, 0.0, 1.0)
+        else:
+            raise InputError(f"color_by must be one of {', '.join(COLOR_MODES)} or an array, got {color_by!r}")
+        mode = color_by
+    else:
+        values = np.asarray(color_by, dtype=np.float64)
+        if values.shape != (n,):
+            raise InputError(f"color_by values must have shape ({n},), got {values.shape}")
+        rgba = colormap_rgba(values, cmap)
+        legend = Legend("values", cmap, float(values.min()), float(values.max()))
+        mode = "values"
+    if selected is not None:
+        rgba[selected] = SELECTED_RGBA
+    shown = np.arange(n) if residues is None else np.unique(np.asarray(residues, dtype=np.int64))
+    if len(shown) and (shown.min() < 0 or shown.max() >= n):
+        raise InputError(f"residues must be indices in 0..{n - 1}")
+    mesh = ellipsoid_mesh(dynamics.mean[shown], dynamics.marginals[shown], probability, scale,
+                          subdivisions=subdivisions, colors=rgba[shown])
+    start = end = np.zeros((0, 3))
+    if pocket is not None:
+        if pocket.residues.max() >= n:
+            raise InputError("pocket does not index this dynamics' residues")
+        w = np.linalg.eigvalsh(dynamics.marginals[pocket.residues])[:, 2]
+        length = np.maximum(2.0, 1.5 * scale * mahalanobis_radius(probability) * np.sqrt(w))
+        start = dynamics.mean[pocket.residues]
+        end = start + pocket.directions * length[:, None]
+    if frames is not None:
+        frames = np.asarray(frames, dtype=np.float64)
+        if frames.ndim != 3 or frames.shape[1:] != (n, 3):
+            raise InputError(f"frames must have shape (K, {n}, 3), got {frames.shape}")
+    text = structure if structure is not None else structure_text(dynamics)
+    return Scene(
+        dynamics=dynamics, structure_text=text, residue_rgba=rgba, shown=shown, mesh=mesh,
+        radii=mesh.radii, axes=mesh.axes, opacity=float(opacity), legend=legend, mode=mode,
+        selected=selected, pocket=pocket, arrow_start=start, arrow_end=end, frames=frames,
+    )
+
