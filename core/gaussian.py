@@ -20,6 +20,8 @@ from .structure import Residue
 
 __all__ = [
     "Dynamics",
+    "as_residues",
+    "check_symmetric",
     "bfactors_from_marginals",
     "anisou_from_marginals",
     "sqrtm_spd",
@@ -78,7 +80,8 @@ def _as_float_array(name, value, shape):
     return arr
 
 
-def _check_symmetric(name, arr):
+def check_symmetric(name: str, arr: np.ndarray) -> np.ndarray:
+    """Symmetrised ``arr`` (..., d, d); ShapeError naming ``name`` when |A - A^T| exceeds 1e-6 of its scale."""
     scale = max(np.abs(arr).max(), np.finfo(float).tiny)
     asym = np.abs(arr - np.swapaxes(arr, -1, -2)).max()
     if asym > _SYM_RTOL * scale:
@@ -109,7 +112,8 @@ def _is_isotropic(marginals, rtol: float = 1e-9) -> bool:
     return bool(np.all(np.abs(m - iso) <= rtol * np.abs(iso).max()))
 
 
-def _as_residues(residues, n):
+def as_residues(residues, n: int) -> tuple:
+    """``n`` residue ids as a tuple of Residue (from Residue or (chain, number, icode, name) items)."""
     out = []
     for r in residues:
         if isinstance(r, Residue):
@@ -161,8 +165,8 @@ class Dynamics:
             raise ShapeError(f"mean must have shape (N, 3), got {mean.shape}")
         n = mean.shape[0]
         mean = _as_float_array("mean", mean, (n, 3))
-        marg = _check_symmetric("marginals", _as_float_array("marginals", self.marginals, (n, 3, 3)))
-        coup = _check_symmetric("coupling", _as_float_array("coupling", self.coupling, (n, n)))
+        marg = check_symmetric("marginals", _as_float_array("marginals", self.marginals, (n, 3, 3)))
+        coup = check_symmetric("coupling", _as_float_array("coupling", self.coupling, (n, n)))
         w = np.linalg.eigvalsh(marg)
         if np.any(w[:, 0] <= _SPD_RTOL * np.maximum(w[:, 2], np.finfo(float).tiny)):
             bad = int(np.argmin(w[:, 0] / np.maximum(w[:, 2], np.finfo(float).tiny)))
@@ -173,7 +177,7 @@ class Dynamics:
         for k, v in (("mean", mean), ("marginals", marg), ("coupling", coup)):
             v.setflags(write=False)
             object.__setattr__(self, k, v)
-        object.__setattr__(self, "residues", _as_residues(self.residues, n))
+        object.__setattr__(self, "residues", as_residues(self.residues, n))
         object.__setattr__(self, "model_name", str(self.model_name))
         object.__setattr__(self, "isotropic", bool(self.isotropic))
 

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from dynaprot_viz.core.errors import InputError, ShapeError
+from dynaprot_viz.core.gaussian import as_residues, check_symmetric
 from dynaprot_viz.core.structure import Residue
 
 __all__ = ["ChainLabels", "LabelStore", "STORE_FORMAT", "STORE_FORMAT_VERSION"]
@@ -51,7 +52,6 @@ STORE_FORMAT_VERSION = 1
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _TMP_PREFIX = ".tmp-"
 _COMPRESSION = dict(compression="gzip", compression_opts=4, shuffle=True)
-_SYM_TOL = 1e-6
 
 
 def _require_h5py():
@@ -82,27 +82,6 @@ def _float_array(name, value, shape, *, allow_nan=False):
     if not np.all(ok):
         raise ShapeError(f"{name} contains {'infinite' if allow_nan else 'NaN or infinite'} values")
     return arr
-
-
-def _symmetric(name, arr):
-    scale = max(float(np.abs(arr).max()) if arr.size else 0.0, np.finfo(float).tiny)
-    asym = float(np.abs(arr - np.swapaxes(arr, -1, -2)).max()) if arr.size else 0.0
-    if asym > _SYM_TOL * scale:
-        raise ShapeError(f"{name} is not symmetric (max |A - A^T| = {asym:.3g}, scale {scale:.3g})")
-    return 0.5 * (arr + np.swapaxes(arr, -1, -2))
-
-
-def _as_residues(residues, n):
-    out = []
-    for r in residues:
-        if isinstance(r, Residue):
-            out.append(r)
-        else:
-            chain, number, icode, name = r
-            out.append(Residue(str(chain), int(number), str(icode), str(name)))
-    if len(out) != n:
-        raise ShapeError(f"residues has {len(out)} entries for {n} positions")
-    return tuple(out)
 
 
 def _jsonable(obj):
@@ -179,10 +158,10 @@ class ChainLabels:
         bb = _float_array("backbone", self.backbone, (n, 3, 3), allow_nan=True)
         if not np.all(np.isfinite(bb[:, 1])):
             raise ShapeError(f"labels {self.key}: backbone C-alpha coordinates are not all finite")
-        marg = _symmetric("marginals", _float_array("marginals", self.marginals, (n, 3, 3)))
-        coup = _symmetric("coupling", _float_array("coupling", self.coupling, (n, n)))
-        corr = _symmetric("correlation", _float_array("correlation", self.correlation, (n, n)))
-        cos = _symmetric("cosine_correlation",
+        marg = check_symmetric("marginals", _float_array("marginals", self.marginals, (n, 3, 3)))
+        coup = check_symmetric("coupling", _float_array("coupling", self.coupling, (n, n)))
+        corr = check_symmetric("correlation", _float_array("correlation", self.correlation, (n, n)))
+        cos = check_symmetric("cosine_correlation",
                          _float_array("cosine_correlation", self.cosine_correlation, (n, n)))
         rmsf = _float_array("rmsf", self.rmsf, (n,))
         if np.any(rmsf < 0):
@@ -211,7 +190,7 @@ class ChainLabels:
                      ("correlation", corr), ("cosine_correlation", cos), ("rmsf", rmsf)):
             v.setflags(write=False)
             object.__setattr__(self, k, v)
-        object.__setattr__(self, "residues", _as_residues(self.residues, n))
+        object.__setattr__(self, "residues", as_residues(self.residues, n))
         object.__setattr__(self, "provenance", prov)
 
     def __len__(self) -> int:

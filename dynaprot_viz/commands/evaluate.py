@@ -5,20 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._args import nonneg_int
 from ..core.errors import InputError
 from ..core.predictors import available_models
 
 HELP = "evaluate predictors against MD labels (RMSF r, RMWD, sym-KL, band-wise coupling, ensembles)"
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", metavar="M",
                    help="predictor to evaluate, repeatable: " + ", ".join(available_models()) + " (default anm)")
     p.add_argument("--key", action="append", metavar="KEY", help="only these chains (repeatable; default all)")
-    p.add_argument("--samples", type=_nonneg_int, default=250,
+    p.add_argument("--samples", type=nonneg_int, default=250,
                    help="samples per prediction for the ensemble metrics (default 250; 0 skips them)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--max-band", type=int, default=50, help="band-wise coupling up to k (default 50)")

@@ -5,29 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._args import nonneg_int, positive_int
 from ..core.errors import InputError
 
 HELP = "turn MD trajectories (ATLAS, mdCATH, any topology + trajectory) into training labels"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,8 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--mdcath only: temperatures to read (default 320; several give <domain>_<T>K keys)")
     p.add_argument("--out", required=True, metavar="STORE.h5", help="label store (created or extended)")
     p.add_argument("--overwrite", action="store_true", help="recompute chains already in the store")
-    p.add_argument("--chunk-frames", type=_positive_int, default=256, help="frames read at a time (default 256)")
-    p.add_argument("--keep-frames", type=_nonneg_int, default=250,
+    p.add_argument("--chunk-frames", type=positive_int, default=256, help="frames read at a time (default 256)")
+    p.add_argument("--keep-frames", type=nonneg_int, default=250,
                    help="MD conformations kept per chain for ensemble metrics (default 250)")
     p.add_argument("--ddof", type=int, choices=[0, 1], default=1,
                    help="covariance normalisation: 1 = sample covariance (default), 0 = population")

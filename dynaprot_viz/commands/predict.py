@@ -5,20 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._args import positive_int
 from ..core.errors import InputError
 from ..core.predictors import available_models
 
 HELP = "predict residue dynamics of one chain and write annotated files"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def stem_of(path) -> str:
@@ -35,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="dynaprot",
                    help="predictor: " + ", ".join(available_models()) + " (default dynaprot)")
     p.add_argument("--chain", default=None, help="chain name (default: first protein chain)")
-    p.add_argument("--samples", type=_positive_int, default=None, metavar="K",
+    p.add_argument("--samples", type=positive_int, default=None, metavar="K",
                    help="also write an ensemble of K sampled conformations")
     p.add_argument("--seed", type=int, default=0, help="random seed for --samples (default 0)")
     p.add_argument("--cif", action="store_true", help="also write <stem>.annotated.cif (mmCIF)")
