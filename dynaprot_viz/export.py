@@ -25,7 +25,55 @@ from .core.gaussian import ANISOU_SCALE, Dynamics, anisou_from_marginals
 from .core.structure import load_structure
 from ._io import atomic_write_text
 
-__all__ = ["annotated_structure", "write_annotated", "write_ensemble", "ensemble_structure", "remark_lines"]
+__all__ = [
+    "annotated_structure",
+    "ensemble_structure",
+    "pdb_chain_name_map",
+    "pdb_string",
+    "remark_lines",
+    "write_annotated",
+    "write_ensemble",
+]
+
+_PDB_CHAIN_MAX = 2  # columns 21-22 of a PDB ATOM record (gemmi writes up to two characters)
+_SPARE_CHAIN_IDS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def pdb_chain_name_map(names) -> dict:
+    """PDB-safe chain ids for chain names (e.g. MD segids like ``"4AKE"``).
+
+    Names of at most two characters are kept; longer ones get the first unused
+    single character.  Returns {name: written id} for every distinct name.
+    """
+    names = list(dict.fromkeys(names))
+    used = {n for n in names if len(n) <= _PDB_CHAIN_MAX}
+    spare = (c for c in _SPARE_CHAIN_IDS if c not in used)
+    out = {}
+    for n in names:
+        if len(n) <= _PDB_CHAIN_MAX:
+            out[n] = n
+        else:
+            try:
+                out[n] = next(spare)
+            except StopIteration:
+                raise InputError("too many chains with long names for the PDB format; write mmCIF (.cif)") from None
+    return out
+
+
+def pdb_string(st) -> str:
+    """PDB text of a gemmi.Structure, long chain names shortened by :func:`pdb_chain_name_map`
+    (a REMARK 250 line records each renaming)."""
+    mapping = pdb_chain_name_map(ch.name for model in st for ch in model)
+    renamed = {k: v for k, v in mapping.items() if k != v}
+    if renamed:
+        st = st.clone()
+        for old, new in renamed.items():
+            st.rename_chain(old, new)
+        st.raw_remarks = list(st.raw_remarks) + [
+            f"REMARK 250 chain {old} written as {new} (PDB chain ids have at most 2 characters)"[:80]
+            for old, new in renamed.items()
+        ]
+    return st.make_pdb_string()
 
 _PDB_BFACTOR_MAX = 999.99  # the PDB B-factor column is %6.2f
 _PDB_ANISOU_MAX = 9_999_999  # 7 columns of integers
@@ -151,7 +199,7 @@ def _format_of(path: Path) -> str:
 def _structure_text(st, fmt: str, remarks: list[str], dynamics: Dynamics) -> str:
     if fmt == "pdb":
         st.raw_remarks = remarks
-        return st.make_pdb_string()
+        return pdb_string(st)
     doc = st.make_mmcif_document()
     block = doc.sole_block()
     block.set_pair("_dynaprot_viz.model_name", dynamics.model_name)

@@ -84,12 +84,12 @@ class FigureResult:
 
 # ----------------------------------------------------------------------------- helpers
 def _mpl():
+    """matplotlib without pyplot: figures are plain ``Figure`` objects, so no GUI
+    backend is needed and a notebook's inline backend is left alone."""
     import matplotlib
+    import matplotlib.figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return matplotlib, plt
+    return matplotlib, matplotlib.figure
 
 
 def _style(font_size: float) -> dict:
@@ -178,8 +178,8 @@ def pymol_scene_script(pdb_path, png_path, *, width: int, height: int, vmin: flo
     The B column of ``pdb_path`` must hold RMSF (Å); colours are ``cmap`` sampled
     at 21 stops over [vmin, vmax] (values outside are clamped).
     """
-    _, plt = _mpl()
-    colormap = plt.get_cmap(cmap)
+    matplotlib, _ = _mpl()
+    colormap = matplotlib.colormaps[cmap]
     lines = []
     stops = []
     for k, t in enumerate(np.linspace(0.0, 1.0, _N_COLOUR_STOPS)):
@@ -388,14 +388,14 @@ def make_figure(
     -------
     FigureResult
     """
-    matplotlib, plt = _mpl()
+    matplotlib, mfigure = _mpl()
     from matplotlib.colors import Normalize
 
     if renderer not in RENDERERS:
         raise InputError(f"renderer must be one of {', '.join(RENDERERS)}, got {renderer!r}")
     if heatmap not in ("correlation", "coupling"):
         raise InputError(f"heatmap must be 'correlation' or 'coupling', got {heatmap!r}")
-    if cmap not in plt.colormaps():
+    if cmap not in matplotlib.colormaps:
         raise InputError(f"cmap {cmap!r} is not a matplotlib colour map (e.g. viridis, magma, coolwarm)")
     if not (20 <= float(width_mm) <= 600):
         raise InputError(f"width_mm must be between 20 and 600, got {width_mm!r}")
@@ -417,12 +417,12 @@ def make_figure(
     rmsf = dynamics.rmsf
     vmin, vmax, clipped = _rmsf_range(rmsf, rmsf_max)
     norm = Normalize(vmin, vmax, clip=True)
-    colormap = plt.get_cmap(cmap)
+    colormap = matplotlib.colormaps[cmap]
     labels = _residue_labels(dynamics)
     n = dynamics.n_residues
 
     with matplotlib.rc_context(_style(float(font_size))):
-        fig = plt.figure(figsize=(width_in, height_in), dpi=dpi, layout="constrained")
+        fig = mfigure.Figure(figsize=(width_in, height_in), dpi=dpi, layout="constrained")
         top, bottom = fig.subfigures(2, 1, height_ratios=[1.45, 1.0])
         ax_s, ax_c = top.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1.0]})
         if reference is not None:

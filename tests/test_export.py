@@ -93,3 +93,21 @@ def test_ensemble_file(tmp_path, ubq_anm):
     assert "ensemble: 7 samples" in path.read_text()
     with pytest.raises(InputError, match="samples must have shape"):
         write_ensemble(ubq_anm, samples[:, :10], tmp_path / "bad.pdb")
+
+
+def test_long_chain_names_are_shortened_for_pdb(tmp_path, ubq_anm):
+    """MD segids such as '4AKE' do not fit PDB's chain column: written as a spare
+    letter with a REMARK, kept as they are in mmCIF."""
+    from dynaprot_viz.core.structure import Residue
+    from dynaprot_viz.export import pdb_chain_name_map
+
+    res = tuple(Residue("PROA" if i < 40 else "A", r.number, r.icode, r.name)
+                for i, r in enumerate(ubq_anm.residues))
+    dyn = Dynamics(ubq_anm.mean, ubq_anm.marginals, ubq_anm.coupling, res, "md")
+    assert pdb_chain_name_map(["PROA", "A", "B"]) == {"PROA": "C", "A": "A", "B": "B"}
+    path = write_ensemble(dyn, dyn.sample(2, seed=0), tmp_path / "ens.pdb")
+    st = gemmi.read_structure(str(path))
+    assert [ch.name for ch in st[0]] == ["B", "A"]
+    assert "chain PROA written as B" in path.read_text()
+    cif = write_ensemble(dyn, dyn.sample(2, seed=0), tmp_path / "ens.cif")
+    assert [ch.name for ch in gemmi.read_structure(str(cif))[0]] == ["PROA", "A"]

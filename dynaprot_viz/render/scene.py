@@ -123,32 +123,35 @@ class Scene:
         return rgba_to_hex(self.residue_rgba)
 
     def chain_color_maps(self) -> dict[str, dict[int, str]]:
-        """Per chain, residue number -> ``#rrggbb`` (insertion-code residues share their number's colour)."""
+        """Per chain id as written in :attr:`structure_text`, residue number -> ``#rrggbb``
+        (insertion-code residues share their number's colour)."""
+        from ..export import pdb_chain_name_map
+
+        written = pdb_chain_name_map(r.chain for r in self.dynamics.residues)
         out: dict[str, dict[int, str]] = {}
         for r, h in zip(self.dynamics.residues, self.residue_hex()):
-            out.setdefault(r.chain, {}).setdefault(r.number, h)
+            out.setdefault(written[r.chain], {}).setdefault(r.number, h)
         return out
 
 
 def structure_text(dynamics: Dynamics, source=None) -> str:
     """PDB text to draw: the source's atoms of the predicted residues (B-factors and
     ANISOU from the dynamics) when ``source`` is given, else C-alpha atoms at ``mean``."""
-    from ..export import annotated_structure, ensemble_structure
+    from ..export import annotated_structure, ensemble_structure, pdb_string
 
     if source is not None:
         try:
-            st = annotated_structure(dynamics, source)
-            return st.make_pdb_string()
+            return pdb_string(annotated_structure(dynamics, source))
         except (InputError, TypeError):
             pass  # not the file the dynamics came from: fall back to C-alpha only
-    return ensemble_structure(dynamics, np.asarray(dynamics.mean)[None]).make_pdb_string()
+    return pdb_string(ensemble_structure(dynamics, np.asarray(dynamics.mean)[None]))
 
 
 def ensemble_text(dynamics: Dynamics, frames) -> str:
     """Multi-model PDB text (C-alpha only), one MODEL per frame of shape (K, N, 3) Å."""
-    from ..export import ensemble_structure
+    from ..export import ensemble_structure, pdb_string
 
-    return ensemble_structure(dynamics, frames).make_pdb_string()
+    return pdb_string(ensemble_structure(dynamics, frames))
 
 
 def build_scene(
