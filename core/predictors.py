@@ -72,3 +72,11 @@ register_predictor(
     "anm", "dynaprot_viz.core.anm:predict_anm",
     "Anisotropic Network Model (C-alpha, 15 Å cutoff, gamma 1): physics baseline",
 )
+register_predictor(
+    "dynaprot", "dynaprot_viz.core.models.predictor:predict_dynaprot",
+    "DynaProt-M + J (IPA on backbone frames, learned from MD): anisotropic marginals and coupling",
+)
+register_predictor(
+    "resaxial", "dynaprot_viz.core.models.resaxial_predictor:predict_resaxial",
+    "ResAxial (U-Net + axial attention on the distance map): RMSF + correlation, isotropic",
+)

@@ -311,13 +311,21 @@ def test_mdcath_reader(adk, tmp_path):
 
 
 def test_generic_pair_with_reference_and_chain(tmp_path, adk):
-    """GRO + XTC (OPLS-AA adk with water, 10 frames): reference = the GRO coordinates."""
-    lab = labels_from_source(trajectory_source(datafiles.GRO, [datafiles.XTC], key="adk_opls"))
-    ref, frames = read_ca(datafiles.GRO, [datafiles.XTC])
-    assert lab.n_residues == 214 and lab.provenance["reference"] == "adk_oplsaa.gro coordinates"
+    """PDB + TRR (cobrotoxin in water, 3 frames): reference = the PDB coordinates."""
+    lab = labels_from_source(trajectory_source(datafiles.PDB_xvf, [datafiles.TRR_xvf], key="cobrotoxin"))
+    ref, frames = read_ca(datafiles.PDB_xvf, [datafiles.TRR_xvf])
+    assert lab.n_residues == 62
     assert_labels_close(lab, direct_labels(frames, ref), atol=1e-6)
+    assert 0.1 < lab.rmsf.max() < 5
     with pytest.raises(InputError, match="no protein chain 'Z'"):
-        labels_from_source(trajectory_source(datafiles.GRO, [datafiles.XTC], chain="Z"))
+        labels_from_source(trajectory_source(datafiles.PDB_xvf, [datafiles.TRR_xvf], chain="Z"))
+
+
+def test_molecule_split_across_periodic_boundaries_is_refused():
+    """The OPLS-AA adk GRO + XTC is not made whole: C-alpha neighbours jump by a box
+    length in some frames, which would read as RMSF of tens of Å."""
+    with pytest.raises(InputError, match="split across periodic boundaries: make it whole first"):
+        labels_from_source(trajectory_source(datafiles.GRO, [datafiles.XTC], key="adk_opls"))
 
 
 def test_one_letter_force_field_names():

@@ -175,6 +175,26 @@ class LabelAccumulator:
         """True when the spool went to a temporary file."""
         return self._spool.on_disk
 
+    #: consecutive C-alpha atoms bonded in the reference (< 4.2 Å) that end up further
+    #: apart than this in a frame mean a molecule split across periodic images
+    MAX_BONDED_CA_DISTANCE = 8.0
+
+    def _check_whole(self, x: np.ndarray) -> None:
+        """Refuse frames in which the chain is broken across periodic boundaries: the
+        covariance would measure box jumps (tens of Å), not motion."""
+        ref_d = np.linalg.norm(np.diff(self.reference, axis=0), axis=-1)  # [N-1]
+        bonded = ref_d < 4.2
+        if not bonded.any():
+            return
+        d = np.linalg.norm(np.diff(x, axis=1), axis=-1)[:, bonded]  # [b, bonded pairs]
+        if d.max() > self.MAX_BONDED_CA_DISTANCE:
+            frame = self.count + int(np.argmax(d.max(axis=1)))
+            raise InputError(
+                f"frame {frame}: consecutive C-alpha atoms {d.max():.1f} Å apart; the molecule is split "
+                "across periodic boundaries: make it whole first (e.g. gmx trjconv -pbc mol, or "
+                "MDAnalysis transformations.unwrap)"
+            )
+
     def add(self, frames) -> None:
         """Add a chunk of C-alpha frames, shape (b, N, 3) or (N, 3), Å."""
         x = np.asarray(frames, dtype=np.float64)
@@ -186,6 +206,7 @@ class LabelAccumulator:
             return
         if not np.all(np.isfinite(x)):
             raise InputError("frames contain NaN or infinite coordinates")
+        self._check_whole(x)
         if self.superpose:
             x = kabsch_superpose(x, self.reference)
         d = x - self.reference  # [b, N, 3], small numbers: no cancellation in the scatter

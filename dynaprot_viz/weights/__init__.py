@@ -1,0 +1,1 @@
+"""Shipped model weights (safetensors + config json + model card); data only."""

@@ -1,0 +1,394 @@
+"""Training DynaProt-M and DynaProt-J from a label store (plain torch, optional DDP).
+
+``train(TrainConfig)`` (or ``dynaprot-viz train CONFIG.yaml``):
+
+- AdamW, linear warm-up to ``lr`` over ``warmup_steps``, then constant; gradient
+  clipping at ``grad_clip`` (global norm);
+- random contiguous crops of ``crop_size`` residues, padding masks;
+- bf16 autocast on CUDA only (CPU runs in float32), the loss in float64;
+- seeds everywhere; batches are a function of (seed, step, rank), so a resumed
+  run sees the same batches as an uninterrupted one;
+- a checkpoint (model, optimiser, scheduler, RNG states, step) every
+  ``checkpoint_every`` steps, written atomically to ``out_dir/checkpoints/last.pt``;
+  rerunning the same config resumes from it (at most ``checkpoint_every - 1``
+  steps are repeated after a kill);
+- metrics appended to ``out_dir/metrics.csv``; a tqdm bar on stderr;
+- ``torchrun --nproc_per_node K -m dynaprot_viz.cli train CONFIG.yaml``: with
+  WORLD_SIZE > 1 the process group is initialised from the environment (NCCL on
+  CUDA, gloo on CPU), the model wrapped in DistributedDataParallel, and rank 0
+  writes checkpoints and metrics.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dynaprot_viz.core.errors import InputError
+from dynaprot_viz.core.models.dynaprot import DynaProt, DynaProtConfig, count_parameters
+from dynaprot_viz.core.models.loss import FLOOR_COUPLING, FLOOR_MARGINAL, dynaprot_loss
+
+from .dataset import LabelDataset, split_keys
+
+__all__ = ["TrainConfig", "TrainResult", "train", "load_config", "resolve_device", "evaluate_loss", "export_weights"]
+
+_METRIC_FIELDS = ["step", "split", "loss", "marginal", "coupling", "lr", "grad_norm", "elapsed_s"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; YAML keys have the same names (see training/configs/).
+
+    Paths are relative to the YAML file's folder when loaded by :func:`load_config`.
+    """
+
+    store: str
+    out_dir: str
+    model: dict = field(default_factory=dict)  # DynaProtConfig fields
+    train_m: bool = True
+    train_j: bool = True
+    loss: str = "log_euclidean"  # or "mse" (ablation)
+    coupling_weight: float = 1.0
+    floor_marginal: float = FLOOR_MARGINAL
+    floor_coupling: float = FLOOR_COUPLING
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 2000
+    max_steps: int = 100_000
+    batch_size: int = 4
+    crop_size: int = 256
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:K
+    num_threads: int | None = None  # CPU threads (None: torch's default)
+    checkpoint_every: int = 500
+    val_every: int = 500
+    val_fraction: float = 0.1
+    val_keys: list | None = None
+    test_keys: list | None = None
+    families_tsv: str | None = None
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(f"unknown training config keys: {', '.join(unknown)}")
+        for req in ("store", "out_dir"):
+            if req not in d:
+                raise InputError(f"training config needs {req!r}")
+        cfg = cls(**d)
+        DynaProtConfig.from_dict(cfg.model)  # validate early
+        if cfg.loss not in ("log_euclidean", "mse"):
+            raise InputError(f"loss must be 'log_euclidean' or 'mse', got {cfg.loss!r}")
+        if not (cfg.train_m or cfg.train_j):
+            raise InputError("at least one of train_m, train_j must be true")
+        for name in ("max_steps", "batch_size", "checkpoint_every", "val_every"):
+            if int(getattr(cfg, name)) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(cfg, name)!r}")
+        return cfg
+
+
+def load_config(path) -> TrainConfig:
+    """Read a YAML training config; relative paths are resolved against its folder."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping of training options")
+    for key in ("store", "out_dir", "families_tsv"):
+        if data.get(key) is not None and not Path(str(data[key])).expanduser().is_absolute():
+            data[key] = str((path.parent / str(data[key])).resolve())
+    return TrainConfig.from_dict(data)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} requested but CUDA is not available")
+    return dev
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did: final step, metrics history (list of dict rows), paths."""
+
+    step: int
+    resumed_from: int
+    history: list
+    out_dir: Path
+    checkpoint: Path
+    n_parameters: int
+    splits: dict
+
+    def last(self, split: str = "val") -> dict:
+        rows = [r for r in self.history if r["split"] == split]
+        return rows[-1] if rows else {}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _lr_factor(step: int, warmup: int) -> float:
+    return min(1.0, (step + 1) / max(1, warmup))
+
+
+def _to_device(batch: dict, device, dtype=torch.float32) -> dict:
+    return {k: (v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device))
+            for k, v in batch.items()}
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_checkpoint(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _compute_loss(cfg: TrainConfig, out: dict, batch: dict):
+    total, terms = dynaprot_loss(
+        cfg.loss,
+        marginals=out.get("marginals"), marginals_true=batch["marginals"] if "marginals" in out else None,
+        coupling=out.get("coupling"), coupling_true=batch["coupling"] if "coupling" in out else None,
+        mask=batch["mask"], floor_marginal=cfg.floor_marginal, floor_coupling=cfg.floor_coupling,
+    )
+    if "coupling" in terms and cfg.coupling_weight != 1.0:
+        total = total + (cfg.coupling_weight - 1.0) * terms["coupling"]
+    return total, terms
+
+
+@torch.no_grad()
+def evaluate_loss(model, dataset: LabelDataset, keys, cfg: TrainConfig, device, autocast) -> dict:
+    """Mean loss terms over ``keys`` (each chain whole, centre-cropped to crop_size)."""
+    model.eval()
+    sums: dict = {}
+    for key in keys:
+        batch = _to_device(dataset.full(key), device)
+        with autocast():
+            out = model(batch)
+        total, terms = _compute_loss(cfg, out, batch)
+        for k, v in {"loss": total, **terms}.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+    model.train()
+    return {k: v / max(1, len(keys)) for k, v in sums.items()}
+
+
+def _append_metrics(path: Path, rows: list) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=_METRIC_FIELDS)
+        if new:
+            w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in _METRIC_FIELDS})
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows written after the checkpoint we resume from (they will be redone)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=_METRIC_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- main loop
+
+
+def train(cfg: TrainConfig, on_step=None) -> TrainResult:
+    """Train (or resume) according to ``cfg``; see the module docstring.
+
+    on_step : callable(step, metrics_dict), optional
+        Called after every optimiser step (tests use it to simulate a kill).
+    """
+    from tqdm.auto import tqdm
+
+    from .store import LabelStore
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    distributed = world > 1
+    device = resolve_device(cfg.device)
+    if distributed:
+        import torch.distributed as dist
+
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if cfg.num_threads:
+        torch.set_num_threads(int(cfg.num_threads))
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    out_dir = Path(cfg.out_dir)
+    ckpt_path = out_dir / "checkpoints" / "last.pt"
+    metrics_path = out_dir / "metrics.csv"
+    with LabelStore(cfg.store) as store:
+        splits = split_keys(store, cfg.val_fraction, 0.0, cfg.seed, cfg.families_tsv, cfg.val_keys, cfg.test_keys)
+    if not splits["train"]:
+        raise InputError(f"{cfg.store}: no chains left for training after the split")
+    train_ds = LabelDataset(cfg.store, splits["train"], cfg.crop_size)
+    val_keys = splits["val"]
+
+    model_cfg = DynaProtConfig.from_dict(cfg.model)
+    model = DynaProt(model_cfg, use_m=cfg.train_m, use_j=cfg.train_j).to(device)
+    n_params = count_parameters(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg.warmup_steps))
+
+    step = 0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck["model_config"] != model_cfg.to_dict():
+            raise InputError(f"{ckpt_path}: checkpoint was made with a different model config; "
+                             "use another out_dir or delete the checkpoint")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        _set_rng_state(ck["rng"])
+        step = int(ck["step"])
+    resumed_from = step
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _truncate_metrics(metrics_path, step)
+        (out_dir / "config.json").write_text(json.dumps(
+            {"train": asdict(cfg), "model": model_cfg.to_dict(), "splits": splits}, indent=1))
+
+    net = model
+    if distributed:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    use_bf16 = device.type == "cuda"
+
+    def autocast():
+        return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else torch.autocast("cpu", enabled=False)
+
+    def checkpoint():
+        if rank == 0:
+            _save_checkpoint(ckpt_path, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "rng": _rng_state(), "step": step, "model_config": model_cfg.to_dict(),
+                "train_config": asdict(cfg), "use_m": cfg.train_m, "use_j": cfg.train_j,
+            })
+
+    history = []
+    t0 = time.perf_counter()
+    val_ds = train_ds_val(cfg, val_keys) if val_keys else None
+    if step == 0 and val_ds is not None:
+        row = {"step": 0, "split": "val", "elapsed_s": 0.0,
+               **evaluate_loss(model, val_ds, val_ds.keys, cfg, device, autocast)}
+        history.append(row)
+        if rank == 0:
+            _append_metrics(metrics_path, [row])
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step",
+               disable=not cfg.progress or rank != 0, dynamic_ncols=True)
+    model.train()
+    try:
+        while step < cfg.max_steps:
+            batch = _to_device(train_ds.batch(cfg.seed, step, cfg.batch_size, rank), device)
+            with autocast():
+                out = net(batch)
+            total, terms = _compute_loss(cfg, out, batch)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            row = {"step": step, "split": "train", "loss": float(total.detach()), "lr": opt.param_groups[0]["lr"],
+                   "grad_norm": float(gnorm), "elapsed_s": round(time.perf_counter() - t0, 3),
+                   **{k: float(v.detach()) for k, v in terms.items()}}
+            rows = [row]
+            if val_ds is not None and (step % cfg.val_every == 0 or step == cfg.max_steps):
+                rows.append({"step": step, "split": "val", "elapsed_s": row["elapsed_s"],
+                             **evaluate_loss(model, val_ds, val_ds.keys, cfg, device, autocast)})
+            history.extend(rows)
+            if rank == 0:
+                _append_metrics(metrics_path, rows)
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
+            if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+                checkpoint()
+            if on_step is not None:
+                on_step(step, row)
+    finally:
+        bar.close()
+        train_ds.close()
+        if val_ds is not None:
+            val_ds.close()
+    return TrainResult(step=step, resumed_from=resumed_from, history=history, out_dir=out_dir,
+                       checkpoint=ckpt_path, n_parameters=n_params, splits=splits)
+
+
+def train_ds_val(cfg: TrainConfig, keys) -> LabelDataset:
+    """Validation dataset (same crop size; chains are centre-cropped)."""
+    return LabelDataset(cfg.store, keys, cfg.crop_size)
+
+
+def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
+    """Write a checkpoint's model weights as safetensors (float32) + a config json beside it.
+
+    ``path``: the ``.safetensors`` file; the config goes to the same stem + ``.json``.
+    """
+    from safetensors.torch import save_file
+
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    path = Path(path)
+    tensors = {k: v.detach().to(torch.float32).contiguous() for k, v in ck["model"].items()}
+    meta = {"model_config": json.dumps(ck["model_config"]), "step": str(ck["step"]),
+            "use_m": str(ck["use_m"]), "use_j": str(ck["use_j"]), **{k: str(v) for k, v in (metadata or {}).items()}}
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    cfg_json = path.with_suffix(".json")
+    cfg_json.write_text(json.dumps({"model_config": ck["model_config"], "step": ck["step"],
+                                    "use_m": ck["use_m"], "use_j": ck["use_j"],
+                                    "train_config": ck["train_config"], **(metadata or {})}, indent=1))
+    return path

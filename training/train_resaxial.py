@@ -1,0 +1,541 @@
+"""Training ResAxial from a label store (self-contained; ``dynaprot-viz train`` dispatches here
+when the YAML says ``model: resaxial``).
+
+``train_resaxial(store_path, config)``:
+
+- targets: per-residue RMSF (Å) and ResAxial's cosine correlation map
+  (``correlation_label: cosine``; ``dccm`` for the DCCM), DESIGN.md section 1;
+- loss :func:`~dynaprot_viz.core.models.resaxial_loss.resaxial_loss`, ``loss_mode``
+  ``joint`` / ``rmsf`` / ``correlation`` (the paper's joint-versus-single comparison);
+- AdamW, linear warm-up then cosine decay to ``min_lr_factor * lr`` (or constant),
+  gradient clipping, padding masks, random contiguous crops of ``crop_size``;
+- seeds everywhere; batches are a pure function of (seed, step), so a resumed run
+  sees the batches an uninterrupted run would have seen;
+- checkpoint ``out_dir/checkpoints/last.pt`` every ``checkpoint_every`` steps
+  (atomic; plain tensors and numbers, loaded with ``weights_only=True``); rerunning
+  the same config resumes from it;
+- metrics appended to ``out_dir/metrics.csv``; a tqdm bar on stderr;
+- ``export``: at the end, the weights as safetensors + config json
+  (:func:`export_resaxial_weights`).
+
+YAML keys are the fields of :class:`ResAxialTrainConfig`, plus ``model: resaxial``;
+ResAxial's hyper-parameters go under ``architecture:`` (fields of
+:class:`~dynaprot_viz.core.models.resaxial.ResAxialConfig`).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dynaprot_viz.core.errors import InputError
+from dynaprot_viz.core.models.resaxial import ResAxial, ResAxialConfig, collate_resaxial, count_parameters
+from dynaprot_viz.core.models.resaxial_loss import LOSS_MODES, resaxial_loss
+
+__all__ = [
+    "ResAxialTrainConfig",
+    "ResAxialTrainResult",
+    "ResAxialData",
+    "train_resaxial",
+    "load_resaxial_config",
+    "is_resaxial_config",
+    "evaluate_resaxial",
+    "export_resaxial_weights",
+    "preview_sources",
+]
+
+_METRIC_FIELDS = ["step", "split", "loss", "rmsf", "correlation", "rmsf_r", "corr_r", "lr", "grad_norm",
+                  "elapsed_s"]
+_PATH_KEYS = ("store", "out_dir", "embeddings", "export")
+
+
+@dataclass
+class ResAxialTrainConfig:
+    """Everything a ResAxial run needs (YAML keys have the same names).
+
+    store, out_dir : paths (relative ones resolved against the YAML's folder).
+    architecture : dict of ResAxialConfig fields.
+    loss_mode : ``joint`` | ``rmsf`` | ``correlation``; rmsf_weight, corr_weight : floats (joint).
+    correlation_label : ``cosine`` (ResAxial's, default) | ``dccm``.
+    embeddings : optional ``.npz`` holding one (N, D) array per chain key
+        (architecture.embed_dim must equal D).
+    val_keys / test_keys : explicit splits; otherwise ``val_fraction`` of the chains
+        (seeded) are held out for validation.  Test chains are never trained on.
+    export : optional ``.safetensors`` path written at the end (config json beside it).
+    """
+
+    store: str | None = None
+    out_dir: str = "runs/resaxial"
+    model: str = "resaxial"
+    architecture: dict = field(default_factory=dict)
+    loss_mode: str = "joint"
+    rmsf_weight: float = 1.0
+    corr_weight: float = 1.0
+    correlation_label: str = "cosine"
+    embeddings: str | None = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 50
+    schedule: str = "cosine"
+    min_lr_factor: float = 0.1
+    max_steps: int = 2000
+    batch_size: int = 2
+    crop_size: int = 256
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int | None = 1
+    checkpoint_every: int = 200
+    val_every: int = 100
+    val_fraction: float = 0.2
+    val_keys: list | None = None
+    test_keys: list | None = None
+    export: str | None = None
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ResAxialTrainConfig":
+        d = dict(d)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(f"unknown resaxial training config keys: {', '.join(unknown)}")
+        cfg = cls(**d)
+        if str(cfg.model).lower() != "resaxial":
+            raise InputError(f"model must be 'resaxial' for train_resaxial, got {cfg.model!r}")
+        try:
+            ResAxialConfig.from_dict(cfg.architecture)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"architecture: {exc}") from None
+        if cfg.loss_mode not in LOSS_MODES:
+            raise InputError(f"loss_mode must be one of {', '.join(LOSS_MODES)}, got {cfg.loss_mode!r}")
+        if cfg.correlation_label not in ("cosine", "dccm"):
+            raise InputError(f"correlation_label must be 'cosine' or 'dccm', got {cfg.correlation_label!r}")
+        if cfg.schedule not in ("cosine", "constant"):
+            raise InputError(f"schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
+        for name in ("max_steps", "batch_size", "checkpoint_every", "val_every", "crop_size"):
+            if int(getattr(cfg, name)) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(cfg, name)!r}")
+        return cfg
+
+
+def load_resaxial_config(path) -> ResAxialTrainConfig:
+    """Read a YAML config (``model: resaxial``); relative paths resolve against its folder."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping of training options")
+    for key in _PATH_KEYS:
+        if data.get(key) is not None and not Path(str(data[key])).expanduser().is_absolute():
+            data[key] = str((path.parent / str(data[key])).resolve())
+    return ResAxialTrainConfig.from_dict(data)
+
+
+def is_resaxial_config(path) -> bool:
+    """True when the YAML file at ``path`` says ``model: resaxial`` (for the CLI's dispatch)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except Exception:
+        return False
+    return isinstance(data, dict) and str(data.get("model", "")).lower() == "resaxial"
+
+
+@dataclass
+class ResAxialTrainResult:
+    """What :func:`train_resaxial` did."""
+
+    step: int
+    resumed_from: int
+    history: list
+    out_dir: Path
+    checkpoint: Path
+    n_parameters: int
+    splits: dict
+    model: ResAxial | None = None
+    exported: Path | None = None
+
+    def last(self, split: str = "val") -> dict:
+        rows = [r for r in self.history if r["split"] == split]
+        return rows[-1] if rows else {}
+
+    def first(self, split: str = "val") -> dict:
+        rows = [r for r in self.history if r["split"] == split]
+        return rows[0] if rows else {}
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class ResAxialData:
+    """Chains of a label store held in memory as ResAxial examples.
+
+    An example: ``ca`` [N, 3] Å (float32), ``rmsf`` [N] Å, ``correlation`` [N, N]
+    (cosine or DCCM), optionally ``embeddings`` [N, D].
+    """
+
+    def __init__(self, store_path, keys, crop_size: int = 256, correlation_label: str = "cosine",
+                 embeddings=None, multiple: int = 1):
+        from .store import LabelStore
+
+        self.crop_size, self.multiple = int(crop_size), int(multiple)
+        self.items: dict = {}
+        emb = None
+        if embeddings is not None:
+            if not Path(embeddings).is_file():
+                raise FileNotFoundError(f"{embeddings}: no such embeddings file")
+            emb = np.load(embeddings, allow_pickle=False)
+        with LabelStore(store_path) as store:
+            missing = [k for k in keys if k not in store]
+            if missing:
+                raise InputError(f"{store_path}: chains not in the label store: {', '.join(missing[:5])}")
+            for k in keys:
+                lab = store.get(k)
+                corr = lab.cosine_correlation if correlation_label == "cosine" else lab.correlation
+                item = {"ca": np.asarray(lab.ca, dtype=np.float32),
+                        "rmsf": np.asarray(lab.rmsf, dtype=np.float32),
+                        "correlation": np.asarray(corr, dtype=np.float32)}
+                if emb is not None:
+                    if k not in emb.files:
+                        raise InputError(f"{embeddings}: no embeddings for chain {k!r}")
+                    e = np.asarray(emb[k], dtype=np.float32)
+                    if e.ndim != 2 or e.shape[0] != len(lab):
+                        raise InputError(f"{embeddings}: {k} has shape {e.shape}, expected ({len(lab)}, D)")
+                    item["embeddings"] = e
+                self.items[k] = item
+        self.keys = list(keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def example(self, key, rng: np.random.Generator | None = None) -> dict:
+        """One chain, randomly cropped (``rng``) or centre-cropped (``rng=None``) to crop_size."""
+        it = self.items[key]
+        n = len(it["ca"])
+        if n <= self.crop_size:
+            return it
+        start = int(rng.integers(0, n - self.crop_size + 1)) if rng is not None else (n - self.crop_size) // 2
+        sl = slice(start, start + self.crop_size)
+        return {k: (v[sl, sl] if k == "correlation" else v[sl]) for k, v in it.items()}
+
+    def batch(self, seed: int, step: int, batch_size: int) -> dict:
+        """The training batch of ``step``: chains drawn uniformly, random crops, padded."""
+        rng = np.random.default_rng([int(seed), int(step)])
+        keys = [self.keys[i] for i in rng.integers(0, len(self.keys), size=int(batch_size))]
+        return collate_resaxial([self.example(k, rng) for k in keys], self.multiple)
+
+    def full(self, key) -> dict:
+        return collate_resaxial([self.example(key, None)], self.multiple)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
+    if a.size < 2 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _upper(m: np.ndarray) -> np.ndarray:
+    iu = np.triu_indices(m.shape[0], k=1)
+    return m[iu]
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def evaluate_resaxial(model: ResAxial, data: ResAxialData, keys=None, loss_mode="joint", rmsf_weight=1.0,
+                      corr_weight=1.0, device="cpu") -> dict:
+    """Mean loss terms and per-chain Pearson r (RMSF; correlation over upper-triangle
+    entries) over ``keys`` (each chain whole, centre-cropped to crop_size).
+
+    Returns ``{"loss", "rmsf", "correlation", "rmsf_r", "corr_r", "per_chain": {key: {...}}}``.
+    """
+    was = model.training
+    model.eval()
+    keys = list(keys if keys is not None else data.keys)
+    sums = {"loss": 0.0, "rmsf": 0.0, "correlation": 0.0}
+    per = {}
+    for k in keys:
+        b = _to(data.full(k), device)
+        out = model(b["ca"], b["mask"], b.get("embeddings"))
+        terms = resaxial_loss(out, b, loss_mode, rmsf_weight, corr_weight)
+        for t in sums:
+            sums[t] += float(terms[t])
+        n = int(b["mask"].sum())
+        r_p, r_t = out["rmsf"][0, :n].cpu().numpy(), b["rmsf"][0, :n].cpu().numpy()
+        c_p, c_t = out["correlation"][0, :n, :n].cpu().numpy(), b["correlation"][0, :n, :n].cpu().numpy()
+        per[k] = {"rmsf_r": _pearson(r_p, r_t), "corr_r": _pearson(_upper(c_p), _upper(c_t))}
+    model.train(was)
+    res = {t: v / max(1, len(keys)) for t, v in sums.items()}
+    res["rmsf_r"] = float(np.nanmedian([p["rmsf_r"] for p in per.values()])) if per else float("nan")
+    res["corr_r"] = float(np.nanmedian([p["corr_r"] for p in per.values()])) if per else float("nan")
+    res["per_chain"] = per
+    return res
+
+
+def _append_metrics(path: Path, rows: list) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=_METRIC_FIELDS)
+        if new:
+            w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in _METRIC_FIELDS})
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows written after the checkpoint we resume from (they will be redone)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=_METRIC_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _atomic_torch_save(payload: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _lr_lambda(cfg: ResAxialTrainConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / max(1, cfg.warmup_steps)
+        if cfg.schedule == "constant":
+            return 1.0
+        t = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        return cfg.min_lr_factor + (1 - cfg.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return f
+
+
+def _splits(cfg: ResAxialTrainConfig, all_keys: list) -> dict:
+    test = list(cfg.test_keys or [])
+    if cfg.val_keys is not None:
+        val = list(cfg.val_keys)
+    else:
+        rest = [k for k in all_keys if k not in test]
+        rng = np.random.default_rng(cfg.seed)
+        n_val = int(round(cfg.val_fraction * len(rest)))
+        n_val = min(n_val, len(rest) - 1) if len(rest) > 1 else 0
+        val = sorted(rng.choice(rest, size=n_val, replace=False).tolist()) if n_val else []
+    unknown = [k for k in val + test if k not in all_keys]
+    if unknown:
+        raise InputError(f"val_keys/test_keys not in the label store: {', '.join(unknown[:5])}")
+    train = [k for k in all_keys if k not in set(val) | set(test)]
+    if not train:
+        raise InputError("no chains left for training after the val/test split")
+    return {"train": train, "val": val, "test": test}
+
+
+def export_resaxial_weights(model: ResAxial, path, metadata: dict | None = None) -> Path:
+    """Write ``model``'s weights as safetensors (float32) and ``<stem>.json`` beside it
+    (``model_config`` + ``metadata``).  Both written atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    meta = {"model": "resaxial", "model_config": json.dumps(model.config.to_dict())}
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    cfg_json = path.with_suffix(".json")
+    tmp_json = cfg_json.with_name(f".{cfg_json.name}.tmp")
+    tmp_json.write_text(json.dumps({"model": "resaxial", "model_config": model.config.to_dict(),
+                                    **(metadata or {})}, indent=1, default=str))
+    os.replace(tmp, path)
+    os.replace(tmp_json, cfg_json)
+    return path
+
+
+def preview_sources() -> list:
+    """The MDAnalysisTests trajectories the ``resaxial-preview`` weights were trained and
+    checked on (real MD, tiny), as trajectory sources for
+    :func:`~dynaprot_viz.training.ingest.ingest`:
+    ``ingest(preview_sources(), "md_labels.h5")``.  Needs MDAnalysisTests."""
+    from MDAnalysisTests import datafiles as d
+
+    from .readers import trajectory_source
+
+    folder = Path(d.PSF).parent
+    amber = folder / "Amber"
+    return [
+        trajectory_source(d.PSF, [d.DCD], key="adk_dims"),
+        trajectory_source(d.PSF, [d.DCD2], key="adk_dims2"),
+        trajectory_source(folder / "adk_closed_NAMD.psf", [folder / "adk_gbis_tmd-fast1_NAMD.dcd"], key="adk_gbis"),
+        trajectory_source(d.GRO, [d.XTC], key="adk_oplsaa"),
+        trajectory_source(d.TPR_xvf, [folder / "cobrotoxin.xtc"], key="cobrotoxin"),
+        trajectory_source(amber / "tz2.truncoct.parm7.bz2", [amber / "tz2.truncoct.nc"], key="tz2"),
+    ]
+
+
+# ----------------------------------------------------------------------------- main loop
+
+
+def train_resaxial(store_path, config, on_step=None) -> ResAxialTrainResult:
+    """Train (or resume) ResAxial on the chains of a label store.
+
+    Parameters
+    ----------
+    store_path : path or None
+        The HDF5 label store (:class:`~dynaprot_viz.training.store.LabelStore`);
+        None: ``config.store``.
+    config : ResAxialTrainConfig, dict or path to a YAML file
+    on_step : callable(step, row), optional
+        Called after every optimiser step.
+
+    Returns
+    -------
+    ResAxialTrainResult
+        ``history`` rows have the columns of ``metrics.csv``; ``model`` is the
+        trained model (eval mode).
+    """
+    from tqdm.auto import tqdm
+
+    from .store import LabelStore
+
+    if isinstance(config, (str, os.PathLike)):
+        cfg = load_resaxial_config(config)
+    elif isinstance(config, dict):
+        cfg = ResAxialTrainConfig.from_dict(config)
+    elif isinstance(config, ResAxialTrainConfig):
+        cfg = config
+    else:
+        raise TypeError(f"config must be a ResAxialTrainConfig, dict or YAML path, got {type(config).__name__}")
+    store_path = Path(store_path if store_path is not None else (cfg.store or ""))
+    if not store_path.is_file():
+        raise FileNotFoundError(f"{store_path}: no such label store")
+    if cfg.num_threads:
+        torch.set_num_threads(int(cfg.num_threads))
+    device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    model_cfg = ResAxialConfig.from_dict(cfg.architecture)
+    with LabelStore(store_path) as store:
+        splits = _splits(cfg, store.keys())
+    data_args = dict(crop_size=cfg.crop_size, correlation_label=cfg.correlation_label,
+                     embeddings=cfg.embeddings, multiple=model_cfg.multiple)
+    train_ds = ResAxialData(store_path, splits["train"], **data_args)
+    val_ds = ResAxialData(store_path, splits["val"], **data_args) if splits["val"] else None
+
+    model = ResAxial(model_cfg).to(device)
+    n_params = count_parameters(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+
+    out_dir = Path(cfg.out_dir)
+    ckpt_path = out_dir / "checkpoints" / "last.pt"
+    metrics_path = out_dir / "metrics.csv"
+    step = 0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+        if ck["model_config"] != json.dumps(model_cfg.to_dict(), sort_keys=True):
+            raise InputError(f"{ckpt_path}: checkpoint was made with a different architecture; "
+                             "use another out_dir or delete the checkpoint")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        step = int(ck["step"])
+    resumed_from = step
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _truncate_metrics(metrics_path, step)
+    (out_dir / "config.json").write_text(json.dumps(
+        {"train": asdict(cfg), "architecture": model_cfg.to_dict(), "splits": splits,
+         "store": str(store_path)}, indent=1, default=str))
+
+    def checkpoint():
+        _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(), "step": step,
+                            "model_config": json.dumps(model_cfg.to_dict(), sort_keys=True)}, ckpt_path)
+
+    def validate(elapsed):
+        ev = evaluate_resaxial(model, val_ds, None, cfg.loss_mode, cfg.rmsf_weight, cfg.corr_weight, device)
+        return {"step": step, "split": "val", "elapsed_s": elapsed,
+                **{k: v for k, v in ev.items() if k != "per_chain"}}
+
+    history: list = []
+    t0 = time.perf_counter()
+    if step == 0 and val_ds is not None:
+        row = validate(0.0)
+        history.append(row)
+        _append_metrics(metrics_path, [row])
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="train resaxial", unit="step",
+               disable=not cfg.progress, dynamic_ncols=True)
+    model.train()
+    try:
+        while step < cfg.max_steps:
+            batch = _to(train_ds.batch(cfg.seed, step, cfg.batch_size), device)
+            out = model(batch["ca"], batch["mask"], batch.get("embeddings"))
+            terms = resaxial_loss(out, batch, cfg.loss_mode, cfg.rmsf_weight, cfg.corr_weight)
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            elapsed = round(time.perf_counter() - t0, 3)
+            row = {"step": step, "split": "train", "lr": opt.param_groups[0]["lr"], "grad_norm": float(gnorm),
+                   "elapsed_s": elapsed, **{k: float(v.detach()) for k, v in terms.items()}}
+            rows = [row]
+            if val_ds is not None and (step % cfg.val_every == 0 or step == cfg.max_steps):
+                rows.append(validate(elapsed))
+            history.extend(rows)
+            _append_metrics(metrics_path, rows)
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
+            if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+                checkpoint()
+            if on_step is not None:
+                on_step(step, row)
+    finally:
+        bar.close()
+    model.eval()
+    exported = None
+    if cfg.export:
+        exported = export_resaxial_weights(model, cfg.export, {
+            "step": step, "splits": splits, "store": str(store_path), "loss_mode": cfg.loss_mode,
+            "correlation_label": cfg.correlation_label,
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "hardware": f"{platform.machine()} {device.type}, torch {torch.__version__}, "
+                        f"{torch.get_num_threads()} thread(s)",
+            "final_val": {k: v for k, v in (history[-1] if history and history[-1]["split"] == "val" else {}).items()},
+        })
+    return ResAxialTrainResult(step=step, resumed_from=resumed_from, history=history, out_dir=out_dir,
+                               checkpoint=ckpt_path, n_parameters=n_params, splits=splits, model=model,
+                               exported=exported)
