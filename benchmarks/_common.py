@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+# BLAS threads that busy-wait for a core taken by another process slow down by
+# 10-100x on a shared 2-core machine; one thread per side keeps ratios honest.
+# Set BENCH_THREADS to change it (before numpy is imported: import this module first).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, os.environ.get("BENCH_THREADS", "1"))
+
 import gc
 import time
 import tracemalloc

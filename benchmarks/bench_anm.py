@@ -9,9 +9,10 @@ Run: .venv/bin/python benchmarks/bench_anm.py
 
 from __future__ import annotations
 
+from _common import measure, real_ca  # first: sets BLAS threads before numpy loads
+
 import numpy as np
 
-from _common import measure, real_ca
 from dynaprot_viz.core.anm import anm_covariance
 
 
