@@ -5,6 +5,12 @@ All modules take the pair representation ``z`` [*, N, N, c_z] and a residue mask
 time) bounds the memory of the O(N^3) steps so that N = 1,000 fits on a
 workstation; ``chunk_size=None`` processes every row at once.  Both paths give
 the same result up to float rounding.
+
+Speed on CPU: inside the memory chunks every module works on pieces of rows
+whose temporaries fit in cache (``_cache_rows``; for triangle attention about
+2^18 logits per piece), since the elementwise work (softmax, gates, layer norms)
+is memory-bound on N^2 and N^3 tensors.  Several small linears are merged into
+one matmul; the attention softmax scale is folded into the query weights.
 """
 
 from __future__ import annotations
@@ -20,6 +26,14 @@ from .primitives import Linear
 __all__ = ["TriangleMultiplicativeUpdate", "TriangleAttention", "PairTransition", "PairBlock"]
 
 _MASK_BIAS = -1e9
+#: logits per piece of rows in triangle attention (about 1 MB in float32: fits in L2)
+_ATT_ELEMENTS = 1 << 18
+
+
+def _cache_rows(n, chunk_size, width):
+    """Rows per piece: at most ``chunk_size`` (memory) and about ``_ATT_ELEMENTS``
+    numbers of ``width`` per pair entry (cache); results do not depend on it."""
+    return max(1, min(n if not chunk_size else int(chunk_size), _ATT_ELEMENTS // max(1, n * width)))
 
 
 def _chunks(n, chunk_size):
@@ -57,25 +71,33 @@ class TriangleMultiplicativeUpdate(nn.Module):
     def forward(self, z, mask, chunk_size=None):
         """z : [*, N, N, c_z]; mask : [*, N].  Returns the update [*, N, N, c_z]."""
         n = z.shape[-2]
-        pair_mask = (mask[..., :, None] * mask[..., None, :])[..., None]  # [*, N, N, 1]
+        ch = self.c_hidden
         batch = z.shape[:-3]
-        a = z.new_empty(batch + (self.c_hidden, n, n))  # [*, C, N, N]
-        b = z.new_empty(batch + (self.c_hidden, n, n))
-        for rows in _chunks(n, chunk_size):
-            zn = self.layer_norm_in(z[..., rows, :, :])  # [*, R, N, c_z]
-            pm = pair_mask[..., rows, :, :]
-            a[..., rows, :] = (torch.sigmoid(self.linear_a_g(zn)) * self.linear_a_p(zn) * pm).movedim(-1, -3)
-            b[..., rows, :] = (torch.sigmoid(self.linear_b_g(zn)) * self.linear_b_p(zn) * pm).movedim(-1, -3)
-        out = []
-        for rows in _chunks(n, chunk_size):
-            if self.outgoing:
-                x = a[..., rows, :] @ b.transpose(-1, -2)  # [*, C, R, N]: sum_k a_ik b_jk
-            else:
-                x = a[..., :, rows].transpose(-1, -2) @ b  # [*, C, R, N]: sum_k a_ki b_kj
+        # a, b (projection and gate) and the output gate from one matmul: [c_z, 4 C + c_z]
+        lins = (self.linear_a_p, self.linear_a_g, self.linear_b_p, self.linear_b_g, self.linear_g)
+        w = torch.cat([lin.weight for lin in lins])
+        wb = torch.cat([lin.bias for lin in lins])
+        a = z.new_empty(batch + (ch, n, n))  # [*, C, N, N]
+        b = z.new_empty(batch + (ch, n, n))
+        g = z.new_empty(z.shape)  # output gate [*, N, N, c_z]
+        for rows in _chunks(n, _cache_rows(n, chunk_size, w.shape[0])):
+            p = F.linear(self.layer_norm_in(z[..., rows, :, :]), w, wb)  # [*, R, N, 4 C + c_z]
+            pm = (mask[..., rows, None] * mask[..., None, :])[..., None]  # [*, R, N, 1]
+            ap, ag, bp, bg, gg = p.split([ch, ch, ch, ch, p.shape[-1] - 4 * ch], dim=-1)
+            a[..., rows, :] = (torch.sigmoid(ag) * ap * pm).movedim(-1, -3)
+            b[..., rows, :] = (torch.sigmoid(bg) * bp * pm).movedim(-1, -3)
+            g[..., rows, :, :] = torch.sigmoid(gg)
+        if self.outgoing:
+            bt = b.transpose(-1, -2)  # x_ij = sum_k a_ik b_jk
+        else:
+            a = a.transpose(-1, -2).contiguous()  # x_ij = sum_k a_ki b_kj
+            bt = b
+        out = g  # written in place, row chunk by row chunk
+        for rows in _chunks(n, _cache_rows(n, chunk_size, 2 * ch)):
+            x = torch.matmul(a[..., rows, :], bt)  # [*, C, R, N]
             x = self.layer_norm_out(x.movedim(-3, -1))  # [*, R, N, C]
-            g = torch.sigmoid(self.linear_g(self.layer_norm_in(z[..., rows, :, :])))
-            out.append(g * self.linear_z(x))
-        return torch.cat(out, dim=-3)
+            out[..., rows, :, :] *= self.linear_z(x)
+        return out
 
 
 class TriangleAttention(nn.Module):
@@ -113,18 +135,26 @@ class TriangleAttention(nn.Module):
         # bias b_jk shared by all rows, plus the key mask: [*, 1, H, N, N]
         bias = self.linear_b(self.layer_norm(z)).movedim(-1, -3)  # [*, H, N, N]
         bias = bias + (_MASK_BIAS * (1.0 - mask))[..., None, None, :]
-        bias = bias.unsqueeze(-4)
-        out = []
-        for rows in _chunks(n, chunk_size):
+        bias = bias.unsqueeze(-4).contiguous()
+        # q, k, v and the gate from one matmul: [c_z, 4 H C]
+        w = torch.cat([self.linear_q.weight * (1.0 / math.sqrt(c)), self.linear_k.weight, self.linear_v.weight,
+                       self.linear_g.weight])
+        wb = torch.cat([w.new_zeros(3 * h * c), self.linear_g.bias])
+        # rows are processed in pieces whose [R, H, N, N] logits stay in cache, inside
+        # the memory chunks asked for by chunk_size; results do not depend on either
+        out = torch.empty(z.shape, dtype=z.dtype, device=z.device)
+        for rows in _chunks(n, _cache_rows(n, chunk_size, h * n)):
             zn = self.layer_norm(z[..., rows, :, :])  # [*, R, N, c_z]
             r = zn.shape[-3]
-            # [*, R, N, H*C] -> [*, R, H, N, C]
-            q, k, v = (lin(zn).view(batch + (r, n, h, c)).transpose(-2, -3)
-                       for lin in (self.linear_q, self.linear_k, self.linear_v))
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=1.0 / math.sqrt(c))
-            o = o.transpose(-2, -3).reshape(batch + (r, n, h * c))  # [*, R, N, H*C]
-            out.append(self.linear_o(torch.sigmoid(self.linear_g(zn)) * o))
-        out = torch.cat(out, dim=-3)
+            qkvg = F.linear(zn, w, wb).view(batch + (r, n, 4, h, c))
+            # [*, R, N, H, C] -> [*, R, H, N, C]
+            q, k, v = (qkvg[..., i, :, :].transpose(-2, -3) for i in range(3))
+            a = torch.matmul(q, k.transpose(-1, -2))  # [*, R, H, N, N]
+            a += bias
+            a = torch.softmax(a, dim=-1)
+            o = torch.matmul(a, v).transpose(-2, -3).reshape(batch + (r, n, h * c))  # [*, R, N, H*C]
+            g = torch.sigmoid(qkvg[..., 3, :, :].reshape(batch + (r, n, h * c)))
+            out[..., rows, :, :] = self.linear_o(g * o)
         return out if self.starting else out.transpose(-2, -3)
 
 
@@ -140,7 +170,7 @@ class PairTransition(nn.Module):
     def forward(self, z, mask, chunk_size=None):
         n = z.shape[-2]
         out = [self.linear_2(torch.relu(self.linear_1(self.layer_norm(z[..., rows, :, :]))))
-               for rows in _chunks(n, chunk_size)]
+               for rows in _chunks(n, _cache_rows(n, chunk_size, self.linear_1.out_features))]
         return torch.cat(out, dim=-3)
 
 
