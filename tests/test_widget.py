@@ -175,3 +175,21 @@ def test_py3dmol_html_and_errors(small):
         dv.view(small).select(10_000)
     with pytest.raises(InputError, match="give a structure"):
         dv.view(small).set_model("anm")
+
+
+def test_py3dmol_view_loads_the_vendored_3dmol_offline(ubq_anm, monkeypatch):
+    """py3Dmol's default loads 3Dmol.js from a CDN; ours hands it the vendored copy."""
+    import base64
+
+    from dynaprot_viz.render.scene import build_scene
+    from dynaprot_viz.render.threedmol import THREEDMOL_JS_ENV, Py3DmolView, threedmol_js
+
+    monkeypatch.delenv(THREEDMOL_JS_ENV, raising=False)
+    view = Py3DmolView(build_scene(ubq_anm))
+    js = view.viewer.startjs
+    assert "cdn.jsdelivr" not in js and "3dmol.org" not in js
+    start = js.index("data:text/javascript;base64,") + len("data:text/javascript;base64,")
+    payload = js[start:js.index("'", start)]
+    assert base64.b64decode(payload).decode("utf-8") == threedmol_js()
+    monkeypatch.setenv(THREEDMOL_JS_ENV, "https://example.org/3Dmol.js")
+    assert "https://example.org/3Dmol.js" in Py3DmolView(build_scene(ubq_anm)).viewer.startjs

@@ -23,7 +23,7 @@ import numpy as np
 from .scene import Scene
 
 __all__ = ["Py3DmolView", "render_py3dmol", "py3dmol_calls", "mesh_spec", "decode_spec", "helper_js",
-           "threedmol_js", "CA_SPHERE_RADIUS"]
+           "threedmol_js", "threedmol_js_uri", "CA_SPHERE_RADIUS"]
 
 CA_SPHERE_RADIUS = 0.35  # Å
 
@@ -82,6 +82,29 @@ def threedmol_js() -> str:
     return files("dynaprot_viz.static").joinpath("3Dmol-min.js").read_text(encoding="utf-8")
 
 
+#: environment variable naming a URL to load 3Dmol.js from instead of the vendored copy
+THREEDMOL_JS_ENV = "DYNAPROT_VIZ_3DMOL_JS"
+
+
+def threedmol_js_uri() -> str:
+    """Where py3Dmol loads 3Dmol.js from: the vendored copy as a ``data:`` URI.
+
+    py3Dmol's default is a CDN, which fails offline; the data URI (about 0.7 MB
+    in the notebook output) goes through py3Dmol's own loader, so it behaves the
+    same under requirejs.  Set ``DYNAPROT_VIZ_3DMOL_JS`` to a URL for smaller
+    notebooks when online.
+    """
+    import os
+
+    override = os.environ.get(THREEDMOL_JS_ENV)
+    if override:
+        return override
+    if not hasattr(threedmol_js_uri, "_uri"):
+        data = base64.b64encode(threedmol_js().encode("utf-8")).decode("ascii")
+        threedmol_js_uri._uri = "data:text/javascript;base64," + data
+    return threedmol_js_uri._uri
+
+
 def py3dmol_calls(scene: Scene, *, animate_interval_ms: int = 100, loop: str = "backAndForth") -> list[tuple]:
     """The 3Dmol.js viewer calls that draw ``scene``: a list of ``(method, args)``."""
     calls: list[tuple] = [("addModel", (scene.structure_text, "pdb"))]
@@ -128,7 +151,7 @@ class Py3DmolView:
         py3Dmol = _require_py3dmol()
         self.scene = scene
         self.calls = py3dmol_calls(scene, **options)
-        self.viewer = py3Dmol.view(width=width, height=height)
+        self.viewer = py3Dmol.view(width=width, height=height, js=threedmol_js_uri())
         for name, args in self.calls:
             if name == "addEllipsoids":  # our helper: raw JS inside py3Dmol's script
                 self.viewer.startjs += helper_js() + "\n"
