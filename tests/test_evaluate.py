@@ -28,15 +28,16 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::Deprecat
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """Two chains of real MD: adk (PSF/DCD, 98 frames, frames kept) and adk OPLS-AA (GRO/XTC,
-    10 frames, no frames kept -> Gaussian truth for the ensemble metrics)."""
+    """Two chains of real MD: adk (PSF/DCD, 98 frames, frames kept) and trp-zip 2 (Amber
+    PRM7/NetCDF, 10 frames, no frames kept -> Gaussian truth for the ensemble metrics)."""
     path = tmp_path_factory.mktemp("eval") / "labels.h5"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ingest([trajectory_source(datafiles.PSF, [datafiles.DCD], key="adk")], path, progress=False,
                keep_frames=60)
-        ingest([trajectory_source(datafiles.GRO, [datafiles.XTC], key="adk_opls")], path, progress=False,
-               keep_frames=0)
+        res = ingest([trajectory_source(datafiles.PRM7, [datafiles.NCDFtruncoct], key="tz2")], path,
+                     progress=False, keep_frames=0)
+        assert not res.failed, res.failed
     return path
 
 
@@ -56,7 +57,7 @@ register_predictor("_anm_cached_test", _anm_cached, "ANM, memoised (tests)")
 def test_evaluate_anm_matches_metrics_directly(store):
     m = "_anm_cached_test"  # the registry's "anm" itself runs in the CLI test
     res = evaluate(store, [m], n_samples=40, progress=False, mdcath_rmsf_dir=None)
-    assert [r["key"] for r in res.rows] == ["adk", "adk_opls"] and not res.failed
+    assert [r["key"] for r in res.rows] == ["adk", "tz2"] and not res.failed
     with LabelStore(store) as s:
         lab = s.get("adk")
     pred = _anm_cached(lab.to_chain())
@@ -102,7 +103,7 @@ def test_evaluate_errors(store):
         evaluate(store, ["anm"], keys=["zzz"], progress=False)
     register_predictor("_broken_test", lambda chain: (_ for _ in ()).throw(RuntimeError("boom")))
     res = evaluate(store, ["_broken_test", "_anm_cached_test"], n_samples=0, progress=False)
-    assert set(res.failed) == {"_broken_test:adk", "_broken_test:adk_opls"}
+    assert set(res.failed) == {"_broken_test:adk", "_broken_test:tz2"}
     assert "RuntimeError: boom" in res.failed["_broken_test:adk"]
     assert res.summary["_anm_cached_test"]["n_proteins"] == 2 and res.summary["_broken_test"]["n_proteins"] == 0
 
@@ -119,7 +120,7 @@ def test_cli_evaluate_writes_csv_and_plot(store, tmp_path, capsys):
     assert (out / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with open(out / "evaluation_per_protein.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert [r["key"] for r in rows] == ["adk", "adk_opls"] and -1 <= float(rows[0]["rmsf_r"]) <= 1
+    assert [r["key"] for r in rows] == ["adk", "tz2"] and -1 <= float(rows[0]["rmsf_r"]) <= 1
     with open(out / "evaluation_bandwise.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 50
     # bad input: exit 2, no output folder

@@ -209,13 +209,19 @@ class ChainLabels:
         """The labels as a :class:`~dynaprot_viz.core.gaussian.Dynamics` (``model_name="md"``).
 
         ``mean`` is the reference C-alpha positions; marginals and coupling as stored.
-        Raises :class:`~dynaprot_viz.core.errors.ShapeError` when a marginal is not
-        positive definite (e.g. a residue that never moved).
+        Raises :class:`~dynaprot_viz.core.errors.InputError` when a marginal is not
+        positive definite (a residue that never moved, or fewer than 4 frames, which
+        cannot span three dimensions).
         """
         from dynaprot_viz.core.gaussian import Dynamics
 
-        return Dynamics(mean=self.ca, marginals=self.marginals, coupling=self.coupling,
-                        residues=self.residues, model_name="md")
+        try:
+            return Dynamics(mean=self.ca, marginals=self.marginals, coupling=self.coupling,
+                            residues=self.residues, model_name="md")
+        except ShapeError as exc:
+            frames = self.provenance.get("n_frames", "?")
+            raise InputError(f"labels {self.key!r} ({frames} frames) are not a valid Gaussian: {exc}; "
+                             "a 3x3 covariance needs at least 4 frames with motion") from None
 
     def to_chain(self):
         """The reference structure as a :class:`~dynaprot_viz.core.structure.ProteinChain`.
