@@ -7,8 +7,8 @@ from :func:`dynaprot_viz.predict`, samples from :meth:`Dynamics.sample`, pockets
 from :func:`dynaprot_viz.find_pockets`.
 
 Layout: 3D view (py3Dmol or nglview) | correlation heatmap (DCCM) with the RMSF
-profile on its top edge; below, controls: residue (dropdown + slider, a pick in
-nglview; :meth:`DynamicsApp.heatmap_click` takes heatmap coordinates), colour mode,
+profile on its top edge; below, controls: residue (dropdown + slider, a click on
+the heatmap through ipyevents, a pick in nglview), colour mode,
 probability, scale, colour map, opacity, model, chain; a pocket list; ensemble
 animation (samples, amplitude, play/pause, speed, loop or bounce, export as a
 multi-model PDB).
@@ -223,6 +223,30 @@ class DynamicsApp:
         n = self.dynamics.n_residues
         self.select(int(np.clip(round(y), 0, n - 1)))
 
+    def heatmap_image_click(self, fx: float, fy: float) -> bool:
+        """A click on the heatmap picture at fractions (fx, fy) of its width and height,
+        from the top-left corner (what the browser reports): select the residue of
+        the row under it.  Returns False when the click is outside the heatmap axes
+        (on the RMSF profile, the colour bar or the margins)."""
+        fig, ax = self.heatmap, self._heat_axes
+        px = fig.transFigure.transform((float(fx), 1.0 - float(fy)))  # figure fraction -> display
+        x, y = ax.transData.inverted().transform(px)
+        (x0, x1), (y1, y0) = ax.get_xlim(), ax.get_ylim()  # rows grow downwards (origin="upper")
+        if not (min(x0, x1) <= x <= max(x0, x1) and min(y0, y1) <= y <= max(y0, y1)):
+            return False
+        self.heatmap_click(x, y)
+        return True
+
+    def _on_heatmap_event(self, event: dict):
+        """ipyevents click on the heatmap image (relative pixel position and displayed size)."""
+        w, h = event.get("boundingRectWidth"), event.get("boundingRectHeight")
+        if not w or not h:
+            return
+        try:
+            self.heatmap_image_click(event["relativeX"] / w, event["relativeY"] / h)
+        except InputError as exc:
+            self._status.value = f"<b>{exc}</b>"
+
     def select_pocket(self, k: int | None):
         """Highlight pocket ``k`` (index into ``pockets``) with its motion arrows; None: back to RMSF."""
         if k is not None and not 0 <= k < len(self.pockets):
@@ -336,8 +360,8 @@ class DynamicsApp:
         key = (id(self.dynamics), self.selected)
         if getattr(self, "_heat_key", None) == key:
             return
-        fig, _, _ = heatmap_figure(self.dynamics, self.selected)
-        self.heatmap = fig
+        fig, ax_h, _ = heatmap_figure(self.dynamics, self.selected)
+        self.heatmap, self._heat_axes = fig, ax_h
         self._heat_img.value = _figure_png(fig)
         self._heat_key = key
 
@@ -349,6 +373,13 @@ class DynamicsApp:
         self._view_out = w.Output(layout=w.Layout(width=f"{self.width + 10}px"))
         self._view_box = w.Box([self._view_out])
         self._heat_img = w.Image(format="png", layout=w.Layout(width="380px"))
+        try:  # clicks on a picture need ipyevents (the [jupyter] extra); without it: dropdown and slider
+            from ipyevents import Event
+
+            self._heat_events = Event(source=self._heat_img, watched_events=["click"])
+            self._heat_events.on_dom_event(self._on_heatmap_event)
+        except ImportError:
+            self._heat_events = None
         self._residue = w.Dropdown(description="residue", options=[])
         self._slider = w.IntSlider(description="index", min=0, max=max(self.dynamics.n_residues - 1, 0))
         self._clear = w.Button(description="RMSF colours")

@@ -193,3 +193,26 @@ def test_py3dmol_view_loads_the_vendored_3dmol_offline(ubq_anm, monkeypatch):
     assert base64.b64decode(payload).decode("utf-8") == threedmol_js()
     monkeypatch.setenv(THREEDMOL_JS_ENV, "https://example.org/3Dmol.js")
     assert "https://example.org/3Dmol.js" in Py3DmolView(build_scene(ubq_anm)).viewer.startjs
+
+
+def test_heatmap_click_in_the_picture_selects_the_row(small):
+    """A browser click on the heatmap image (ipyevents: position relative to the
+    displayed picture) selects the residue of that row; clicks off the map do nothing."""
+    import dynaprot_viz as dv
+
+    app = dv.view(small, backend="py3dmol")
+    assert app._heat_events is not None, "ipyevents is part of the [jupyter] extra"
+    ax, fig = app._heat_axes, app.heatmap
+    n = small.n_residues
+    # where row 20, column 5 is drawn, as a fraction of the picture from its top-left corner
+    disp = ax.transData.transform((5, 20))
+    fx, fy = fig.transFigure.inverted().transform(disp)
+    width, height = 380, 475
+    app._on_heatmap_event({"relativeX": fx * width, "relativeY": (1 - fy) * height,
+                           "boundingRectWidth": width, "boundingRectHeight": height})
+    assert app.selected == 20
+    assert app.heatmap_image_click(0.99, 0.5) is False  # the colour bar
+    assert app.selected == 20
+    fx, fy = fig.transFigure.inverted().transform(ax.transData.transform((0, n - 1)))
+    assert app.heatmap_image_click(fx, 1 - fy) is True  # the last row, first column
+    assert app.selected == n - 1
