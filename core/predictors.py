@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .errors import InputError
-from .structure import ProteinChain
 
 __all__ = ["PredictorSpec", "register_predictor", "get_predictor", "available_models"]
 

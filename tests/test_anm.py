@@ -1,6 +1,5 @@
 """ANM baseline: agreement with ProDy, invariances, scaling, limits."""
 
-import warnings
 
 import numpy as np
 import pytest
@@ -16,8 +15,7 @@ from dynaprot_viz.core.anm import (
     rigid_body_basis,
 )
 from dynaprot_viz.core.errors import InputError
-from dynaprot_viz.core.gaussian import BFACTOR_PER_MSF
-from dynaprot_viz.core.structure import ProteinChain, Residue, load_chain
+from dynaprot_viz.core.structure import ProteinChain, load_chain
 
 from helpers import random_rotation
 

@@ -1,6 +1,5 @@
 """The dynaprot-viz command line: predict, exit codes, no partial outputs."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path

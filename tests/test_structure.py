@@ -2,7 +2,6 @@
 
 import gzip
 import shutil
-import warnings
 
 import gemmi
 import numpy as np

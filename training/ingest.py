@@ -259,7 +259,7 @@ class LabelAccumulator:
         if self.count < 1:
             raise InputError("no frames added")
         idx = np.unique(np.linspace(0, self.count - 1, min(int(k), self.count)).round().astype(np.int64))
-        out, start, pos = [], 0, 0
+        out, start = [], 0
         for block in self._spool.iter_chunks(DEFAULT_CHUNK_FRAMES):
             stop = start + block.shape[0]
             take = idx[(idx >= start) & (idx < stop)] - start

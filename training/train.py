@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import random
 import time
