@@ -551,7 +551,8 @@ def _structure_panel(fig, ax, dynamics, source, renderer, norm, colormap, probab
     cb = fig.colorbar(sm, ax=ax, shrink=0.7, pad=0.01, extend="max" if clipped else "neither")
     cb.set_label("RMSF (Å)")
     cb.outline.set_linewidth(0.5)
-    ax.text(0.0, 0.0, f"ellipsoids: p = {probability:g}; model {dynamics.model_name}",
+    iso = " (isotropic: spheres)" if dynamics.isotropic else ""
+    ax.text(0.0, 0.0, f"ellipsoids: p = {probability:g}; model {dynamics.model_name}{iso}",
             transform=ax.transAxes, ha="left", va="bottom", fontsize=max(5.0, _font_size() - 1),
             color="0.3")
     return used

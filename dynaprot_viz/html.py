@@ -244,7 +244,8 @@ def standalone_html(dynamics: Dynamics, source=None, *, title: str | None = None
     from . import __version__
 
     data = page_data(dynamics, source, **options)
-    title = title or f"{dynamics.model_name} dynamics, {dynamics.n_residues} residues"
+    title = title or (f"{dynamics.model_name} dynamics, {dynamics.n_residues} residues"
+                      + (" (isotropic model)" if dynamics.isotropic else ""))
     # JSON inside <script>: escape "</" so no string can close the tag
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     out = _PAGE

@@ -219,3 +219,19 @@ def test_page_renders_in_chromium(browser, tmp_path, case, ubq):
     assert nonwhite > 0.02, f"almost nothing drawn ({nonwhite:.3%} non-white pixels)"
     if os.environ.get("DV_KEEP_SCREENSHOT"):
         (Path(os.environ["DV_KEEP_SCREENSHOT"]) / f"{case}.png").write_bytes(base64.b64decode(shot["data"]))
+
+
+def test_isotropic_models_say_so(ubq_anm):
+    """An isotropic predictor (ResAxial) draws spheres: the legend and the page say so."""
+    import numpy as np
+
+    from dynaprot_viz.core.gaussian import Dynamics
+    from dynaprot_viz.html import standalone_html
+    from dynaprot_viz.render.scene import build_scene
+
+    tr = np.trace(ubq_anm.marginals, axis1=1, axis2=2) / 3
+    iso = Dynamics(ubq_anm.mean, tr[:, None, None] * np.eye(3), ubq_anm.coupling, ubq_anm.residues,
+                   "resaxial", isotropic=True)
+    assert "isotropic" in build_scene(iso).legend.title
+    assert "isotropic" not in build_scene(ubq_anm).legend.title
+    assert "(isotropic model)</title>" in standalone_html(iso)

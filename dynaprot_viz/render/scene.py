@@ -211,7 +211,8 @@ def build_scene(
     if isinstance(color_by, str):
         if color_by == "rmsf":
             rgba = colormap_rgba(rmsf, cmap)
-            legend = Legend(f"RMSF (Å), {dynamics.model_name}", cmap, float(rmsf.min()), float(rmsf.max()))
+            iso = " (isotropic model: spheres, no anisotropy)" if dynamics.isotropic else ""
+            legend = Legend(f"RMSF (Å), {dynamics.model_name}{iso}", cmap, float(rmsf.min()), float(rmsf.max()))
         elif color_by == "coupling":
             if selected is None:
                 raise InputError("color_by='coupling' needs a selected residue")
