@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -37,6 +36,7 @@ from dynaprot_viz.core.models.dynaprot import DynaProt, DynaProtConfig, count_pa
 from dynaprot_viz.core.models.loss import FLOOR_COUPLING, FLOOR_MARGINAL, dynaprot_loss
 
 from .dataset import LabelDataset, split_keys
+from .runlog import append_metrics, atomic_torch_save, truncate_metrics
 
 __all__ = ["TrainConfig", "TrainResult", "train", "load_config", "resolve_device", "evaluate_loss", "export_weights"]
 
@@ -171,17 +171,6 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _save_checkpoint(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _compute_loss(cfg: TrainConfig, out: dict, batch: dict):
     total, terms = dynaprot_loss(
         cfg.loss,
@@ -208,30 +197,6 @@ def evaluate_loss(model, dataset: LabelDataset, keys, cfg: TrainConfig, device, 
             sums[k] = sums.get(k, 0.0) + float(v)
     model.train()
     return {k: v / max(1, len(keys)) for k, v in sums.items()}
-
-
-def _append_metrics(path: Path, rows: list) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=_METRIC_FIELDS)
-        if new:
-            w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in _METRIC_FIELDS})
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop rows written after the checkpoint we resume from (they will be redone)."""
-    if not path.exists():
-        return
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=_METRIC_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- main loop
@@ -296,7 +261,7 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
     resumed_from = step
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _truncate_metrics(metrics_path, step)
+        truncate_metrics(metrics_path, step, _METRIC_FIELDS)
         (out_dir / "config.json").write_text(json.dumps(
             {"train": asdict(cfg), "model": model_cfg.to_dict(), "splits": splits}, indent=1))
 
@@ -311,11 +276,11 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
 
     def checkpoint():
         if rank == 0:
-            _save_checkpoint(ckpt_path, {
+            atomic_torch_save({
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "rng": _rng_state(), "step": step, "model_config": model_cfg.to_dict(),
                 "train_config": asdict(cfg), "use_m": cfg.train_m, "use_j": cfg.train_j,
-            })
+            }, ckpt_path)
 
     history = []
     t0 = time.perf_counter()
@@ -325,7 +290,7 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
                **evaluate_loss(model, val_ds, val_ds.keys, cfg, device, autocast)}
         history.append(row)
         if rank == 0:
-            _append_metrics(metrics_path, [row])
+            append_metrics(metrics_path, [row], _METRIC_FIELDS)
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step",
                disable=not cfg.progress or rank != 0, dynamic_ncols=True)
     model.train()
@@ -350,7 +315,7 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
                              **evaluate_loss(model, val_ds, val_ds.keys, cfg, device, autocast)})
             history.extend(rows)
             if rank == 0:
-                _append_metrics(metrics_path, rows)
+                append_metrics(metrics_path, rows, _METRIC_FIELDS)
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
             if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:

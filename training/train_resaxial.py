@@ -25,7 +25,6 @@ ResAxial's hyper-parameters go under ``architecture:`` (fields of
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import json
 import math
@@ -42,6 +41,7 @@ import torch
 from dynaprot_viz.core.errors import InputError
 from dynaprot_viz.core.models.resaxial import ResAxial, ResAxialConfig, collate_resaxial, count_parameters
 from dynaprot_viz.core.models.resaxial_loss import LOSS_MODES, resaxial_loss
+from .runlog import append_metrics, atomic_torch_save, truncate_metrics
 
 __all__ = [
     "ResAxialTrainConfig",
@@ -297,41 +297,6 @@ def evaluate_resaxial(model: ResAxial, data: ResAxialData, keys=None, loss_mode=
     return res
 
 
-def _append_metrics(path: Path, rows: list) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=_METRIC_FIELDS)
-        if new:
-            w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in _METRIC_FIELDS})
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop rows written after the checkpoint we resume from (they will be redone)."""
-    if not path.exists():
-        return
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=_METRIC_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _atomic_torch_save(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _lr_lambda(cfg: ResAxialTrainConfig):
     def f(step: int) -> float:
         if step < cfg.warmup_steps:
@@ -474,13 +439,13 @@ def train_resaxial(store_path, config, on_step=None) -> ResAxialTrainResult:
         step = int(ck["step"])
     resumed_from = step
     out_dir.mkdir(parents=True, exist_ok=True)
-    _truncate_metrics(metrics_path, step)
+    truncate_metrics(metrics_path, step, _METRIC_FIELDS)
     (out_dir / "config.json").write_text(json.dumps(
         {"train": asdict(cfg), "architecture": model_cfg.to_dict(), "splits": splits,
          "store": str(store_path)}, indent=1, default=str))
 
     def checkpoint():
-        _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                             "scheduler": sched.state_dict(), "step": step,
                             "model_config": json.dumps(model_cfg.to_dict(), sort_keys=True)}, ckpt_path)
 
@@ -494,7 +459,7 @@ def train_resaxial(store_path, config, on_step=None) -> ResAxialTrainResult:
     if step == 0 and val_ds is not None:
         row = validate(0.0)
         history.append(row)
-        _append_metrics(metrics_path, [row])
+        append_metrics(metrics_path, [row], _METRIC_FIELDS)
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train resaxial", unit="step",
                disable=not cfg.progress, dynamic_ncols=True)
     model.train()
@@ -516,7 +481,7 @@ def train_resaxial(store_path, config, on_step=None) -> ResAxialTrainResult:
             if val_ds is not None and (step % cfg.val_every == 0 or step == cfg.max_steps):
                 rows.append(validate(elapsed))
             history.extend(rows)
-            _append_metrics(metrics_path, rows)
+            append_metrics(metrics_path, rows, _METRIC_FIELDS)
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
             if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
