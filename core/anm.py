@@ -26,7 +26,7 @@ import numpy as np
 import scipy.linalg
 from scipy.spatial import cKDTree
 
-from .errors import InputError
+from .errors import InputError, ShapeError
 from .gaussian import BFACTOR_PER_MSF, Dynamics, coupling_from_joint, marginals_from_joint
 from .structure import ProteinChain
 
@@ -190,13 +190,19 @@ def predict_anm(
         factor = float(scale)
         if not np.isfinite(factor) or factor <= 0:
             raise InputError(f"scale must be a positive number, got {scale!r}")
-    return Dynamics(
-        mean=chain.ca,
-        marginals=factor * marg,
-        coupling=factor * coupling_from_joint(cov),
-        residues=chain.residues,
-        model_name="anm",
-    )
+    try:
+        return Dynamics(
+            mean=chain.ca,
+            marginals=factor * marg,
+            coupling=factor * coupling_from_joint(cov),
+            residues=chain.residues,
+            model_name="anm",
+        )
+    except ShapeError as exc:
+        raise InputError(
+            f"{chain.source}: the ANM of these {len(chain)} residues is degenerate ({exc}); "
+            "too few residues or contacts for a 3D elastic network"
+        ) from None
 
 
 def _bfactor_scale(chain: ProteinChain, marginals: np.ndarray) -> float:

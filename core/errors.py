@@ -13,5 +13,8 @@ class InputError(ValueError):
     """Bad user input: the message is one line, naming the input and the reason."""
 
 
-class ShapeError(ValueError):
-    """An array of the wrong shape, dtype or content was given to a core object."""
+class ShapeError(InputError):
+    """An array of the wrong shape, dtype or content was given to a core object.
+
+    A kind of InputError, so that a prediction the data cannot support (a 3-residue
+    chain whose ANM covariance is singular, say) ends as one line, not a traceback."""

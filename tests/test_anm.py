@@ -127,3 +127,11 @@ def test_units_relative_scale_is_sane(ubq_anm):
     assert 0.1 < np.median(ubq_anm.rmsf) < 5
     assert ubq_anm.rmsf[-1] > np.median(ubq_anm.rmsf)
     assert ubq_anm.model_name == "anm"
+
+
+def test_tiny_chain_degenerate_network_is_one_line_error(ubq_chain):
+    """Three residues: the ANM covariance has singular marginals; a clear error, no traceback."""
+    tiny = ProteinChain("tiny.pdb", ubq_chain.residues[:3], ubq_chain.sequence[:3], ubq_chain.backbone[:3],
+                        ubq_chain.bfactors[:3])
+    with pytest.raises(InputError, match="the ANM of these 3 residues is degenerate"):
+        predict_anm(tiny)

@@ -410,14 +410,18 @@ def __init_plugin__(app=None):
         pass  # headless or Tk-only PyMOL: the commands are enough
 
 
-_dialog = None
+# The open dialog.  Not named ``_dialog``: importing the submodule ``._dialog``
+# binds that name in this package's namespace to the module itself.
+_DIALOG = None
 
 
 def _open_dialog():
-    global _dialog
-    from ._dialog import DynaProtDialog
+    """Menu callback of Plugin > DynaProt...: show the one dialog (created on first use)."""
+    global _DIALOG
+    from ._dialog import DynaProtDialog, _main_window
 
-    if _dialog is None:
-        _dialog = DynaProtDialog()
-    _dialog.show()
-    _dialog.raise_()
+    if _DIALOG is None:
+        _DIALOG = DynaProtDialog(_main_window())  # stays above PyMOL's window
+    _DIALOG.show()
+    _DIALOG.raise_()
+    return _DIALOG
