@@ -37,6 +37,7 @@ from dynaprot_viz.core.models.loss import FLOOR_COUPLING, FLOOR_MARGINAL, dynapr
 
 from .dataset import LabelDataset, split_keys
 from .runlog import append_metrics, atomic_torch_save, truncate_metrics
+from .yaml_config import read_yaml_mapping
 
 __all__ = ["TrainConfig", "TrainResult", "train", "load_config", "resolve_device", "evaluate_loss", "export_weights"]
 
@@ -100,20 +101,7 @@ class TrainConfig:
 
 def load_config(path) -> TrainConfig:
     """Read a YAML training config; relative paths are resolved against its folder."""
-    import yaml
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such config file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping of training options")
-    for key in ("store", "out_dir", "families_tsv"):
-        if data.get(key) is not None and not Path(str(data[key])).expanduser().is_absolute():
-            data[key] = str((path.parent / str(data[key])).resolve())
+    data = read_yaml_mapping(path, ("store", "out_dir", "families_tsv"))
     return TrainConfig.from_dict(data)
 
 

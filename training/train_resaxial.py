@@ -42,6 +42,7 @@ from dynaprot_viz.core.errors import InputError
 from dynaprot_viz.core.models.resaxial import ResAxial, ResAxialConfig, collate_resaxial, count_parameters
 from dynaprot_viz.core.models.resaxial_loss import LOSS_MODES, resaxial_loss
 from .runlog import append_metrics, atomic_torch_save, truncate_metrics
+from .yaml_config import read_yaml_mapping
 
 __all__ = [
     "ResAxialTrainConfig",
@@ -132,20 +133,7 @@ class ResAxialTrainConfig:
 
 def load_resaxial_config(path) -> ResAxialTrainConfig:
     """Read a YAML config (``model: resaxial``); relative paths resolve against its folder."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such config file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping of training options")
-    for key in _PATH_KEYS:
-        if data.get(key) is not None and not Path(str(data[key])).expanduser().is_absolute():
-            data[key] = str((path.parent / str(data[key])).resolve())
+    data = read_yaml_mapping(path, _PATH_KEYS)
     return ResAxialTrainConfig.from_dict(data)
 
 
