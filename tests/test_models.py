@@ -194,3 +194,22 @@ def test_shipped_weights_predict(ubq):
         pytest.skip("shipped weights not present in this checkout")
     dyn = predict_dynaprot(ubq, device="cpu")
     assert np.all(np.isfinite(dyn.rmsf)) and dyn.rmsf.min() > 0
+
+
+def test_too_long_chain_is_refused_before_any_work():
+    """A chain beyond the practical limit gets one line instead of an hour-long run."""
+    import numpy as np
+
+    from dynaprot_viz.core.errors import InputError
+    from dynaprot_viz.core.models.predictor import predict_dynaprot
+    from dynaprot_viz.core.models.resaxial_predictor import predict_resaxial
+    from dynaprot_viz.core.structure import ProteinChain, Residue
+
+    n = 2001
+    ca = np.cumsum(np.full((n, 3), [3.8, 0.0, 0.0]), axis=0)
+    bb = np.stack([ca - [1.0, 0.5, 0], ca, ca + [1.0, 0.5, 0]], axis=1)
+    chain = ProteinChain("long.pdb", tuple(Residue("A", i, "", "ALA") for i in range(n)), "A" * n, bb, np.zeros(n))
+    with pytest.raises(InputError, match="2001 residues; DynaProt is limited to 2000"):
+        predict_dynaprot(chain)
+    with pytest.raises(InputError, match="2001 residues; ResAxial is limited to 2000"):
+        predict_resaxial(chain)

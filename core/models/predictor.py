@@ -112,7 +112,21 @@ def _warn_preview(model: str, card: str) -> None:
         )
 
 
-def predict_dynaprot(chain, device=None, weights=None) -> Dynamics:
+#: The pair blocks cost O(N^3): about 40 s at N = 1000 on one CPU core, hours beyond a
+#: few thousand; longer chains are refused with a one-line reason (override: max_residues).
+MAX_RESIDUES = 2000
+
+
+def check_length(chain, model: str, max_residues: int) -> None:
+    """InputError when ``chain`` is longer than ``max_residues`` (a predictor's practical limit)."""
+    if len(chain) > max_residues:
+        raise InputError(
+            f"{chain.source}: {len(chain)} residues; {model} is limited to {max_residues} on this build "
+            f"(cost grows as N^3): select a chain or domain, or pass max_residues=..."
+        )
+
+
+def predict_dynaprot(chain, device=None, weights=None, max_residues: int = MAX_RESIDUES) -> Dynamics:
     """DynaProt-M marginals and DynaProt-J coupling of one chain.
 
     Parameters
@@ -123,6 +137,8 @@ def predict_dynaprot(chain, device=None, weights=None) -> Dynamics:
         None (default): CUDA when available, else CPU.
     weights : path, optional
         A ``.safetensors`` file (default: the shipped preview weights).
+    max_residues : int
+        Longer chains are refused with an InputError (the cost grows as N^3).
 
     Returns
     -------
@@ -130,6 +146,7 @@ def predict_dynaprot(chain, device=None, weights=None) -> Dynamics:
         ``mean`` = the input C-alpha (Å), ``marginals`` (N, 3, 3) Å² from M,
         ``coupling`` (N, N) Å² from J, ``model_name`` ``"dynaprot"``.
     """
+    check_length(chain, "DynaProt", max_residues)
     if weights is None:
         _warn_preview("DynaProt", "MODEL_CARD.md")
     dev = _resolve_device(device)

@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..gaussian import Dynamics
 from ..structure import ProteinChain
 from .resaxial import ResAxial, ResAxialConfig, collate_resaxial
-from .predictor import _warn_preview
+from .predictor import MAX_RESIDUES, _warn_preview, check_length
 
 __all__ = [
     "predict_resaxial",
@@ -167,7 +167,7 @@ def _embeddings_array(embeddings, n: int, source: str) -> np.ndarray:
 
 
 def predict_resaxial(chain: ProteinChain, device=None, weights=None, embeddings=None,
-                     chunk_size: int | None = None) -> Dynamics:
+                     chunk_size: int | None = None, max_residues: int = MAX_RESIDUES) -> Dynamics:
     """ResAxial dynamics of a chain (isotropic).
 
     Parameters
@@ -186,6 +186,8 @@ def predict_resaxial(chain: ProteinChain, device=None, weights=None, embeddings=
         Only for weights trained with embeddings of that D.
     chunk_size : int, optional
         Rows of the axial attention at a time (default: the model's config).
+    max_residues : int
+        Longer chains are refused with an InputError (the cost grows as N^3).
 
     Returns
     -------
@@ -195,6 +197,7 @@ def predict_resaxial(chain: ProteinChain, device=None, weights=None, embeddings=
     """
     if not isinstance(chain, ProteinChain):
         raise TypeError(f"chain must be a ProteinChain, got {type(chain).__name__}")
+    check_length(chain, "ResAxial", max_residues)
     if isinstance(weights, ResAxial):
         model = weights
         dev = torch.device(device) if device is not None else next(model.parameters()).device
