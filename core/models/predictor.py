@@ -106,8 +106,9 @@ def _warn_preview(model: str, card: str) -> None:
     if model not in _PREVIEW_WARNED:
         _PREVIEW_WARNED.add(model)
         warnings.warn(
-            f"{model}: the shipped weights are a PREVIEW trained on a few MD runs of one protein; "
-            f"they do not generalise (see dynaprot_viz/weights/{card}); compare with model='anm'",
+            f"{model}: the shipped weights are a PREVIEW trained on a tiny CPU-only MD campaign "
+            f"(9 small chains, 1.35 ns); they do not generalise (see dynaprot_viz/weights/{card}); "
+            "compare with model='anm'",
             stacklevel=3,
         )
 

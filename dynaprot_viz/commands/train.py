@@ -21,10 +21,20 @@ def run(args) -> int:
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise InputError(f"training needs the [train] extra: pip install 'dynaprot-viz[train]' ({exc})") from None
 
-    from ..training.train_resaxial import is_resaxial_config, train_resaxial
+    from ..training.train_resaxial import is_resaxial_config, load_resaxial_config, train_resaxial
 
     if is_resaxial_config(args.config):  # `model: resaxial` in the YAML
-        train_resaxial(None, args.config)
+        import dataclasses
+
+        cfg = load_resaxial_config(args.config)
+        overrides = {"progress": False} if args.no_progress else {}
+        if args.max_steps is not None:
+            if args.max_steps < 1:
+                raise InputError(f"--max-steps must be >= 1, got {args.max_steps}")
+            overrides["max_steps"] = args.max_steps
+        if args.device:
+            overrides["device"] = args.device
+        train_resaxial(None, dataclasses.replace(cfg, **overrides))
         return 0
     cfg = load_config(args.config)
     if args.device:
