@@ -124,13 +124,14 @@ def anm_covariance(coords: np.ndarray, cutoff: float = 15.0, gamma: float = 1.0)
     hess = anm_hessian(coords, cutoff, gamma)
     q = rigid_body_basis(coords)
     shift = float(np.trace(hess)) / (3 * n)  # a typical eigenvalue: keeps the shifted matrix well conditioned
-    shifted = hess + shift * (q @ q.T)
+    rigid = q @ q.T  # [3N, 3N] projector onto the rigid-body modes, used twice below
+    shifted = hess + shift * rigid
     c, info = scipy.linalg.lapack.dpotrf(shifted, lower=1, clean=0, overwrite_a=1)
     if info == 0:
         inv, info = scipy.linalg.lapack.dpotri(c, lower=1, overwrite_c=1)
     if info == 0:
         inv = np.tril(inv) + np.tril(inv, -1).T
-        cov = inv - (q @ q.T) / shift
+        cov = inv - rigid / shift
         # a near-singular (barely connected) network gives a badly conditioned inverse:
         # trust Cholesky only when no mode is softer than 1e-8 of a typical eigenvalue
         # (proteins sit near 1e-3); otherwise eigh separates the near-zero modes

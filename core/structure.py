@@ -36,6 +36,9 @@ __all__ = [
     "load_chain",
     "protein_chain_names",
     "local_frames",
+    "conformer_groups",
+    "select_conformer",
+    "conformer_atoms",
     "BACKBONE_ATOMS",
 ]
 
@@ -260,7 +263,7 @@ def _best_altloc(atoms) -> str:
     return max(occ, key=lambda k: (np.mean(occ[k]), -ord(k)))
 
 
-def _conformer_groups(chain):
+def conformer_groups(chain):
     """Group residues by position (seqid); microheterogeneity gives groups of >1."""
     groups: list[list] = []
     for res in chain:
@@ -341,7 +344,7 @@ def load_chain(source, chain: str | None = None) -> ProteinChain:
     modres = {m.mod_id: m.parent_comp_id for m in st.mod_residues} if st.mod_residues else {}
     residues, letters, backbone, bfac = [], [], [], []
     dropped = []
-    for group in _conformer_groups(model[chain]):
+    for group in conformer_groups(model[chain]):
         group = [r for r in group if _is_amino_acid(r, modres)]
         if not group:
             continue

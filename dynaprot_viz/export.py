@@ -123,7 +123,7 @@ def annotated_structure(dynamics: Dynamics, source, whole_residue_anisou: bool =
     """
     import gemmi
 
-    from .core.structure import _conformer_groups, conformer_atoms, select_conformer
+    from .core.structure import conformer_groups, conformer_atoms, select_conformer
 
     st = load_structure(source)
     wanted = {(r.chain, r.number, r.icode): i for i, r in enumerate(dynamics.residues)}
@@ -136,7 +136,7 @@ def annotated_structure(dynamics: Dynamics, source, whole_residue_anisou: bool =
     found = set()
     for chain in st[0]:
         new_chain = None
-        for group in _conformer_groups(chain):
+        for group in conformer_groups(chain):
             key = _residue_key(chain.name, group[0])
             if key not in wanted or key in found:
                 continue
