@@ -25,7 +25,7 @@ import json
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ from dynaprot_viz.core.models.loss import FLOOR_COUPLING, FLOOR_MARGINAL, dynapr
 
 from .dataset import LabelDataset, split_keys
 from .runlog import append_metrics, atomic_torch_save, truncate_metrics
-from .yaml_config import read_yaml_mapping
+from .yaml_config import check_at_least_one, check_known_keys, read_yaml_mapping
 
 __all__ = ["TrainConfig", "TrainResult", "train", "load_config", "resolve_device", "evaluate_loss", "export_weights"]
 
@@ -80,10 +80,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise InputError(f"unknown training config keys: {', '.join(unknown)}")
+        check_known_keys(cls, d)
         for req in ("store", "out_dir"):
             if req not in d:
                 raise InputError(f"training config needs {req!r}")
@@ -93,9 +90,7 @@ class TrainConfig:
             raise InputError(f"loss must be 'log_euclidean' or 'mse', got {cfg.loss!r}")
         if not (cfg.train_m or cfg.train_j):
             raise InputError("at least one of train_m, train_j must be true")
-        for name in ("max_steps", "batch_size", "checkpoint_every", "val_every"):
-            if int(getattr(cfg, name)) < 1:
-                raise InputError(f"{name} must be >= 1, got {getattr(cfg, name)!r}")
+        check_at_least_one(cfg, ("max_steps", "batch_size", "checkpoint_every", "val_every"))
         return cfg
 
 

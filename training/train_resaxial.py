@@ -32,7 +32,7 @@ import os
 import platform
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,7 @@ from dynaprot_viz.core.errors import InputError
 from dynaprot_viz.core.models.resaxial import ResAxial, ResAxialConfig, collate_resaxial, count_parameters
 from dynaprot_viz.core.models.resaxial_loss import LOSS_MODES, resaxial_loss
 from .runlog import append_metrics, atomic_torch_save, truncate_metrics
-from .yaml_config import read_yaml_mapping
+from .yaml_config import check_at_least_one, check_known_keys, read_yaml_mapping
 
 __all__ = [
     "ResAxialTrainConfig",
@@ -108,10 +108,7 @@ class ResAxialTrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ResAxialTrainConfig":
         d = dict(d)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise InputError(f"unknown resaxial training config keys: {', '.join(unknown)}")
+        check_known_keys(cls, d, "resaxial training config")
         cfg = cls(**d)
         if str(cfg.model).lower() != "resaxial":
             raise InputError(f"model must be 'resaxial' for train_resaxial, got {cfg.model!r}")
@@ -125,9 +122,7 @@ class ResAxialTrainConfig:
             raise InputError(f"correlation_label must be 'cosine' or 'dccm', got {cfg.correlation_label!r}")
         if cfg.schedule not in ("cosine", "constant"):
             raise InputError(f"schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
-        for name in ("max_steps", "batch_size", "checkpoint_every", "val_every", "crop_size"):
-            if int(getattr(cfg, name)) < 1:
-                raise InputError(f"{name} must be >= 1, got {getattr(cfg, name)!r}")
+        check_at_least_one(cfg, ("max_steps", "batch_size", "checkpoint_every", "val_every", "crop_size"))
         return cfg
 
 

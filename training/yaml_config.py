@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dynaprot_viz.core.errors import InputError
 
-__all__ = ["read_yaml_mapping"]
+__all__ = ["read_yaml_mapping", "check_known_keys", "check_at_least_one"]
 
 
 def read_yaml_mapping(path, path_keys) -> dict:
@@ -31,3 +31,19 @@ def read_yaml_mapping(path, path_keys) -> dict:
         if data.get(key) is not None and not Path(str(data[key])).expanduser().is_absolute():
             data[key] = str((path.parent / str(data[key])).resolve())
     return data
+
+
+def check_known_keys(cls, d: dict, what: str = "training config") -> None:
+    """InputError naming every key of ``d`` that is not a field of the dataclass ``cls``."""
+    from dataclasses import fields
+
+    unknown = sorted(set(d) - {f.name for f in fields(cls)})
+    if unknown:
+        raise InputError(f"unknown {what} keys: {', '.join(unknown)}")
+
+
+def check_at_least_one(cfg, names) -> None:
+    """InputError when any of the integer options ``names`` of ``cfg`` is below 1."""
+    for name in names:
+        if int(getattr(cfg, name)) < 1:
+            raise InputError(f"{name} must be >= 1, got {getattr(cfg, name)!r}")
