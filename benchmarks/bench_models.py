@@ -105,6 +105,47 @@ def _one(method, n, threads):
             "threads": threads}
 
 
+def pair_stack_floor(n, threads, model_config=None):
+    """Seconds DynaProt-J's pair stack needs at least, from its arithmetic alone.
+
+    Per pair block: two triangle multiplicative updates (2 C_mul N^3 multiply-adds
+    each), two triangle attentions (q k^T and a v: 2 H C_att N^3 each) and the
+    softmax (H N^3 exponentials each).  The floor divides the flops by this CPU's
+    measured float32 matmul rate (1024^3, same threads) and the exponentials by its
+    measured torch.exp rate on cached data: no implementation of these layers can be faster.
+    Returns (seconds, GFLOP, measured GFLOP/s).
+    """
+    import torch
+
+    from dynaprot_viz.core.models import DynaProtConfig
+
+    torch.set_num_threads(threads)
+    cfg = DynaProtConfig.from_dict(model_config) if model_config else DynaProtConfig()
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    x = torch.randn(1 << 16)  # 256 KB: in cache, like the softmax pieces of the model
+    y = torch.empty_like(x)
+    torch.matmul(a, b)
+
+    def exps():
+        for _ in range(256):
+            torch.exp(x, out=y)
+
+    t_mm = min(_timed(lambda: torch.matmul(a, b)) for _ in range(5))
+    t_exp = min(_timed(exps) for _ in range(3))
+    gflops_rate = 2 * 1024**3 / t_mm / 1e9
+    exp_rate = 256 * x.numel() / t_exp
+    per_block = 2 * (2 * cfg.pair_c_hidden_mul) + 2 * (4 * cfg.pair_heads * cfg.pair_c_hidden_att)
+    flop = cfg.n_pair_blocks * per_block * float(n) ** 3
+    exps = cfg.n_pair_blocks * 2 * cfg.pair_heads * float(n) ** 3
+    return flop / (gflops_rate * 1e9) + exps / exp_rate, flop / 1e9, gflops_rate
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 271, 500, 1000])
@@ -142,6 +183,15 @@ def main(argv=None):
         d, pr = rows[("dynaprot+samples", 271)], rows[("prody+samples", 271)]
         print(f"  N=  271 with {N_SAMPLES} samples: DynaProt {d['time_s']:.3f} s (goal < 0.5 s), "
               f"ProDy ANM + sampleModes {pr['time_s']:.3f} s, ratio {pr['time_s'] / d['time_s']:.1f}x (goal >= 10x)")
+    cfg_path = Path(str(ROOT / "dynaprot_viz/weights/dynaprot-preview.json"))
+    model_config = json.loads(cfg_path.read_text())["model_config"] if cfg_path.exists() else None
+    print("\narithmetic floor of DynaProt-J's pair stack (its flops at this CPU's measured matmul rate):")
+    for n in args.sizes:
+        floor, gflop, rate = pair_stack_floor(n, args.threads, model_config)
+        line = f"  N={n:5d}: {gflop:7.1f} GFLOP at {rate:5.1f} GFLOP/s -> at least {floor:6.3f} s"
+        if ("prody", n) in rows:
+            line += f"; ProDy ANM {rows[('prody', n)]['time_s']:.3f} s"
+        print(line)
     if ("dynaprot", 1000) in rows:
         d = rows[("dynaprot", 1000)]
         pr = rows.get(("prody", 1000))

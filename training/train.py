@@ -5,7 +5,9 @@
 - AdamW, linear warm-up to ``lr`` over ``warmup_steps``, then constant; gradient
   clipping at ``grad_clip`` (global norm);
 - random contiguous crops of ``crop_size`` residues, padding masks;
-- bf16 autocast on CUDA only (CPU runs in float32), the loss in float64;
+- ``precision``: ``auto`` (bf16 autocast on CUDA, float32 on CPU), ``bf16`` (bf16
+  autocast on any device, CPU included) or ``fp32``; autocast covers the forward
+  pass only, the loss is computed in float64 (see :mod:`.runtime`);
 - seeds everywhere; batches are a function of (seed, step, rank), so a resumed
   run sees the same batches as an uninterrupted one;
 - a checkpoint (model, optimiser, scheduler, RNG states, step) every
@@ -15,8 +17,13 @@
 - metrics appended to ``out_dir/metrics.csv``; a tqdm bar on stderr;
 - ``torchrun --nproc_per_node K -m dynaprot_viz.cli train CONFIG.yaml``: with
   WORLD_SIZE > 1 the process group is initialised from the environment (NCCL on
-  CUDA, gloo on CPU), the model wrapped in DistributedDataParallel, and rank 0
-  writes checkpoints and metrics.
+  CUDA, gloo on CPU) and the model wrapped in DistributedDataParallel: process r
+  draws the batches (seed, step, r), so one step sees K * batch_size chains and
+  applies their averaged gradient.  Validation chains are shared out among the
+  processes and their losses gathered; the logged training loss is the mean
+  over processes; rank 0 alone writes checkpoints, metrics and config.json, and
+  every process resumes from the same checkpoint (checked).  :func:`train`
+  returns once the last checkpoint is on disk, on every rank.
 """
 
 from __future__ import annotations
@@ -36,7 +43,9 @@ from dynaprot_viz.core.models.dynaprot import DynaProt, DynaProtConfig, count_pa
 from dynaprot_viz.core.models.loss import FLOOR_COUPLING, FLOOR_MARGINAL, dynaprot_loss
 
 from .dataset import LabelDataset, split_keys
-from .runlog import append_metrics, atomic_torch_save, truncate_metrics
+from .runlog import append_metrics, atomic_torch_save, atomic_write_text, truncate_metrics
+from .runtime import autocast as _autocast
+from .runtime import check_precision, resolve_device, start_processes
 from .yaml_config import check_at_least_one, check_known_keys, read_yaml_mapping
 
 __all__ = ["TrainConfig", "TrainResult", "train", "load_config", "resolve_device", "evaluate_loss", "export_weights"]
@@ -69,6 +78,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:K
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
     num_threads: int | None = None  # CPU threads (None: torch's default)
     checkpoint_every: int = 500
     val_every: int = 500
@@ -90,6 +100,7 @@ class TrainConfig:
             raise InputError(f"loss must be 'log_euclidean' or 'mse', got {cfg.loss!r}")
         if not (cfg.train_m or cfg.train_j):
             raise InputError("at least one of train_m, train_j must be true")
+        check_precision(cfg.precision)
         check_at_least_one(cfg, ("max_steps", "batch_size", "checkpoint_every", "val_every"))
         return cfg
 
@@ -98,16 +109,6 @@ def load_config(path) -> TrainConfig:
     """Read a YAML training config; relative paths are resolved against its folder."""
     data = read_yaml_mapping(path, ("store", "out_dir", "families_tsv"))
     return TrainConfig.from_dict(data)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but CUDA is not available")
-    return dev
 
 
 @dataclass
@@ -166,19 +167,37 @@ def _compute_loss(cfg: TrainConfig, out: dict, batch: dict):
     return total, terms
 
 
+def _float32(out: dict) -> dict:
+    """Model outputs (bf16 under autocast) as float32; the loss widens them to float64."""
+    return {k: v.float() for k, v in out.items()}
+
+
 @torch.no_grad()
-def evaluate_loss(model, dataset: LabelDataset, keys, cfg: TrainConfig, device, autocast) -> dict:
-    """Mean loss terms over ``keys`` (each chain whole, centre-cropped to crop_size)."""
-    model.eval()
+def _loss_sums(model, dataset: LabelDataset, keys, cfg: TrainConfig, device, autocast) -> dict:
     sums: dict = {}
+    was = model.training
+    model.eval()
     for key in keys:
         batch = _to_device(dataset.full(key), device)
         with autocast():
             out = model(batch)
-        total, terms = _compute_loss(cfg, out, batch)
+        total, terms = _compute_loss(cfg, _float32(out), batch)
         for k, v in {"loss": total, **terms}.items():
             sums[k] = sums.get(k, 0.0) + float(v)
-    model.train()
+    model.train(was)
+    return sums
+
+
+def evaluate_loss(model, dataset: LabelDataset, keys, cfg: TrainConfig, device, autocast=None) -> dict:
+    """Mean loss terms over ``keys`` (each chain whole, centre-cropped to crop_size).
+
+    ``autocast``: a callable returning the forward's context manager (default:
+    :func:`~dynaprot_viz.training.runtime.autocast` of ``device`` at ``cfg.precision``).
+    """
+    if autocast is None:
+        def autocast():
+            return _autocast(torch.device(device), cfg.precision)
+    sums = _loss_sums(model, dataset, keys, cfg, device, autocast)
     return {k: v / max(1, len(keys)) for k, v in sums.items()}
 
 
@@ -195,19 +214,9 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
 
     from .store import LabelStore
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    distributed = world > 1
-    device = resolve_device(cfg.device)
-    if distributed:
-        import torch.distributed as dist
-
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    check_precision(cfg.precision)
+    procs = start_processes(cfg.device)
+    device, rank = procs.device, procs.rank
     if cfg.num_threads:
         torch.set_num_threads(int(cfg.num_threads))
     random.seed(cfg.seed)
@@ -241,63 +250,75 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
         sched.load_state_dict(ck["scheduler"])
         _set_rng_state(ck["rng"])
         step = int(ck["step"])
+    procs.agree(step, "the step to resume from")
     resumed_from = step
-    if rank == 0:
+    if procs.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         truncate_metrics(metrics_path, step, _METRIC_FIELDS)
-        (out_dir / "config.json").write_text(json.dumps(
-            {"train": asdict(cfg), "model": model_cfg.to_dict(), "splits": splits}, indent=1))
+        atomic_write_text(out_dir / "config.json", json.dumps(
+            {"train": asdict(cfg), "model": model_cfg.to_dict(), "splits": splits,
+             "world_size": procs.world}, indent=1))
 
-    net = model
-    if distributed:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    use_bf16 = device.type == "cuda"
+    net = procs.wrap(model)  # DDP: gradients averaged over processes in backward()
 
     def autocast():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else torch.autocast("cpu", enabled=False)
+        return _autocast(device, cfg.precision)
 
     def checkpoint():
-        if rank == 0:
+        if procs.main:
             atomic_torch_save({
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "rng": _rng_state(), "step": step, "model_config": model_cfg.to_dict(),
                 "train_config": asdict(cfg), "use_m": cfg.train_m, "use_j": cfg.train_j,
             }, ckpt_path)
 
+    def validate(elapsed) -> dict:
+        # each process evaluates its share of the chains (the unwrapped model: no
+        # gradient sync), then the sums are gathered
+        mine = procs.shard(val_ds.keys)
+        parts = procs.gather((len(mine), _loss_sums(model, val_ds, mine, cfg, device, autocast)))
+        n = sum(p[0] for p in parts)
+        sums: dict = {}
+        for _, part in parts:
+            for k, v in part.items():
+                sums[k] = sums.get(k, 0.0) + v
+        return {"step": step, "split": "val", "elapsed_s": elapsed, **{k: v / max(1, n) for k, v in sums.items()}}
+
     history = []
     t0 = time.perf_counter()
     val_ds = train_ds_val(cfg, val_keys) if val_keys else None
-    if step == 0 and val_ds is not None:
-        row = {"step": 0, "split": "val", "elapsed_s": 0.0,
-               **evaluate_loss(model, val_ds, val_ds.keys, cfg, device, autocast)}
-        history.append(row)
-        if rank == 0:
-            append_metrics(metrics_path, [row], _METRIC_FIELDS)
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step",
-               disable=not cfg.progress or rank != 0, dynamic_ncols=True)
-    model.train()
+    bar = None
     try:
+        if step == 0 and val_ds is not None:
+            row = validate(0.0)
+            history.append(row)
+            if procs.main:
+                append_metrics(metrics_path, [row], _METRIC_FIELDS)
+        bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step",
+                   disable=not cfg.progress or not procs.main, dynamic_ncols=True)
+        model.train()
         while step < cfg.max_steps:
             batch = _to_device(train_ds.batch(cfg.seed, step, cfg.batch_size, rank), device)
             with autocast():
                 out = net(batch)
-            total, terms = _compute_loss(cfg, out, batch)
+            total, terms = _compute_loss(cfg, _float32(out), batch)
             opt.zero_grad(set_to_none=True)
             total.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
             step += 1
-            row = {"step": step, "split": "train", "loss": float(total.detach()), "lr": opt.param_groups[0]["lr"],
+            # the mean over processes of their batches' loss terms
+            logged = dict(zip(["loss", *terms],
+                              procs.mean([float(total.detach()), *(float(v.detach()) for v in terms.values())])))
+            row = {"step": step, "split": "train", "loss": logged["loss"], "lr": opt.param_groups[0]["lr"],
                    "grad_norm": float(gnorm), "elapsed_s": round(time.perf_counter() - t0, 3),
-                   **{k: float(v.detach()) for k, v in terms.items()}}
+                   **{k: logged[k] for k in terms}}
             rows = [row]
             if val_ds is not None and (step % cfg.val_every == 0 or step == cfg.max_steps):
-                rows.append({"step": step, "split": "val", "elapsed_s": row["elapsed_s"],
-                             **evaluate_loss(model, val_ds, val_ds.keys, cfg, device, autocast)})
+                rows.append(validate(row["elapsed_s"]))
             history.extend(rows)
-            if rank == 0:
+            if procs.main:
                 append_metrics(metrics_path, rows, _METRIC_FIELDS)
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
@@ -305,11 +326,14 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
                 checkpoint()
             if on_step is not None:
                 on_step(step, row)
+        procs.barrier()  # the last checkpoint is on disk when any process returns
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         train_ds.close()
         if val_ds is not None:
             val_ds.close()
+        procs.close()
     return TrainResult(step=step, resumed_from=resumed_from, history=history, out_dir=out_dir,
                        checkpoint=ckpt_path, n_parameters=n_params, splits=splits)
 
@@ -331,11 +355,11 @@ def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
     tensors = {k: v.detach().to(torch.float32).contiguous() for k, v in ck["model"].items()}
     meta = {"model_config": json.dumps(ck["model_config"]), "step": str(ck["step"]),
             "use_m": str(ck["use_m"]), "use_j": str(ck["use_j"]), **{k: str(v) for k, v in (metadata or {}).items()}}
-    tmp = path.with_name(f".{path.name}.tmp")
+    # per-process temporary names: under torchrun every rank may export the same file
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     save_file(tensors, str(tmp), metadata=meta)
     os.replace(tmp, path)
-    cfg_json = path.with_suffix(".json")
-    cfg_json.write_text(json.dumps({"model_config": ck["model_config"], "step": ck["step"],
-                                    "use_m": ck["use_m"], "use_j": ck["use_j"],
-                                    "train_config": ck["train_config"], **(metadata or {})}, indent=1))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(
+        {"model_config": ck["model_config"], "step": ck["step"], "use_m": ck["use_m"], "use_j": ck["use_j"],
+         "train_config": ck["train_config"], **(metadata or {})}, indent=1))
     return path

@@ -9,14 +9,26 @@ when the YAML says ``model: resaxial``).
   ``joint`` / ``rmsf`` / ``correlation`` (the paper's joint-versus-single comparison);
 - AdamW, linear warm-up then cosine decay to ``min_lr_factor * lr`` (or constant),
   gradient clipping, padding masks, random contiguous crops of ``crop_size``;
-- seeds everywhere; batches are a pure function of (seed, step), so a resumed run
-  sees the batches an uninterrupted run would have seen;
+- seeds everywhere; batches are a pure function of (seed, step, rank), so a resumed
+  run sees the batches an uninterrupted run would have seen;
+- ``precision``: ``auto`` (bf16 autocast on CUDA, float32 on CPU), ``bf16`` (bf16
+  autocast on any device, CPU included) or ``fp32``; autocast covers the forward
+  pass only, the loss is computed on float32 outputs (see :mod:`.runtime`);
 - checkpoint ``out_dir/checkpoints/last.pt`` every ``checkpoint_every`` steps
   (atomic; plain tensors and numbers, loaded with ``weights_only=True``); rerunning
   the same config resumes from it;
 - metrics appended to ``out_dir/metrics.csv``; a tqdm bar on stderr;
 - ``export``: at the end, the weights as safetensors + config json
-  (:func:`export_resaxial_weights`).
+  (:func:`export_resaxial_weights`);
+- ``torchrun --nproc_per_node K -m dynaprot_viz.cli train CONFIG.yaml``: with
+  WORLD_SIZE > 1 the process group is initialised from the environment (NCCL on
+  CUDA, gloo on CPU) and the model wrapped in DistributedDataParallel
+  (``find_unused_parameters`` for the single-task loss modes, whose other head
+  gets no gradient); process r draws the batches (seed, step, r), so a step
+  applies the gradient averaged over K * batch_size chains.  Validation chains
+  are shared out and gathered, the logged training loss is the mean over
+  processes, and rank 0 alone writes checkpoints, metrics, config.json and the
+  export.
 
 YAML keys are the fields of :class:`ResAxialTrainConfig`, plus ``model: resaxial``;
 ResAxial's hyper-parameters go under ``architecture:`` (fields of
@@ -41,7 +53,9 @@ import torch
 from dynaprot_viz.core.errors import InputError
 from dynaprot_viz.core.models.resaxial import ResAxial, ResAxialConfig, collate_resaxial, count_parameters
 from dynaprot_viz.core.models.resaxial_loss import LOSS_MODES, resaxial_loss
-from .runlog import append_metrics, atomic_torch_save, truncate_metrics
+from .runlog import append_metrics, atomic_torch_save, atomic_write_text, truncate_metrics
+from .runtime import autocast as _autocast
+from .runtime import check_precision, start_processes
 from .yaml_config import check_at_least_one, check_known_keys, read_yaml_mapping
 
 __all__ = [
@@ -71,6 +85,8 @@ class ResAxialTrainConfig:
     correlation_label : ``cosine`` (ResAxial's, default) | ``dccm``.
     embeddings : optional ``.npz`` holding one (N, D) array per chain key
         (architecture.embed_dim must equal D).
+    device : ``auto`` | ``cpu`` | ``cuda`` | ``cuda:K``.
+    precision : ``auto`` (bf16 autocast on CUDA only) | ``bf16`` | ``fp32``.
     val_keys / test_keys : explicit splits; otherwise ``val_fraction`` of the chains
         (seeded) are held out for validation.  Test chains are never trained on.
     export : optional ``.safetensors`` path written at the end (config json beside it).
@@ -96,6 +112,7 @@ class ResAxialTrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "cpu"
+    precision: str = "auto"
     num_threads: int | None = 1
     checkpoint_every: int = 200
     val_every: int = 100
@@ -122,6 +139,7 @@ class ResAxialTrainConfig:
             raise InputError(f"correlation_label must be 'cosine' or 'dccm', got {cfg.correlation_label!r}")
         if cfg.schedule not in ("cosine", "constant"):
             raise InputError(f"schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
+        check_precision(cfg.precision)
         check_at_least_one(cfg, ("max_steps", "batch_size", "checkpoint_every", "val_every", "crop_size"))
         return cfg
 
@@ -220,9 +238,11 @@ class ResAxialData:
         sl = slice(start, start + self.crop_size)
         return {k: (v[sl, sl] if k == "correlation" else v[sl]) for k, v in it.items()}
 
-    def batch(self, seed: int, step: int, batch_size: int) -> dict:
-        """The training batch of ``step``: chains drawn uniformly, random crops, padded."""
-        rng = np.random.default_rng([int(seed), int(step)])
+    def batch(self, seed: int, step: int, batch_size: int, rank: int = 0) -> dict:
+        """The training batch of ``step`` for process ``rank``: chains drawn uniformly,
+        random crops, padded.  (Rank 0 draws what a single process always drew.)"""
+        entropy = [int(seed), int(step)] + ([int(rank)] if rank else [])
+        rng = np.random.default_rng(entropy)
         keys = [self.keys[i] for i in rng.integers(0, len(self.keys), size=int(batch_size))]
         return collate_resaxial([self.example(k, rng) for k in keys], self.multiple)
 
@@ -249,35 +269,54 @@ def _to(batch: dict, device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
 
+def _forward(net, batch: dict, device, precision: str) -> dict:
+    """``rmsf`` and ``correlation`` of ``net`` (autocast per ``precision``) as float32."""
+    with _autocast(torch.device(device), precision):
+        out = net(batch["ca"], batch["mask"], batch.get("embeddings"))
+    return {k: out[k].float() for k in ("rmsf", "correlation")}
+
+
 @torch.no_grad()
+def _per_chain(model: ResAxial, data: ResAxialData, keys, loss_mode, rmsf_weight, corr_weight, device,
+               precision) -> dict:
+    """{key: {"loss", "rmsf", "correlation", "rmsf_r", "corr_r"}} of each chain of ``keys``."""
+    was = model.training
+    model.eval()
+    per = {}
+    try:
+        for k in keys:
+            b = _to(data.full(k), device)
+            out = _forward(model, b, device, precision)
+            terms = resaxial_loss(out, b, loss_mode, rmsf_weight, corr_weight)
+            n = int(b["mask"].sum())
+            r_p, r_t = out["rmsf"][0, :n].cpu().numpy(), b["rmsf"][0, :n].cpu().numpy()
+            c_p, c_t = out["correlation"][0, :n, :n].cpu().numpy(), b["correlation"][0, :n, :n].cpu().numpy()
+            per[k] = {**{t: float(terms[t]) for t in ("loss", "rmsf", "correlation")},
+                      "rmsf_r": _pearson(r_p, r_t), "corr_r": _pearson(_upper(c_p), _upper(c_t))}
+    finally:
+        model.train(was)
+    return per
+
+
+def _summarise(per: dict) -> dict:
+    res = {t: sum(p[t] for p in per.values()) / max(1, len(per)) for t in ("loss", "rmsf", "correlation")}
+    res["rmsf_r"] = float(np.nanmedian([p["rmsf_r"] for p in per.values()])) if per else float("nan")
+    res["corr_r"] = float(np.nanmedian([p["corr_r"] for p in per.values()])) if per else float("nan")
+    res["per_chain"] = {k: {"rmsf_r": p["rmsf_r"], "corr_r": p["corr_r"]} for k, p in per.items()}
+    return res
+
+
 def evaluate_resaxial(model: ResAxial, data: ResAxialData, keys=None, loss_mode="joint", rmsf_weight=1.0,
-                      corr_weight=1.0, device="cpu") -> dict:
+                      corr_weight=1.0, device="cpu", precision="fp32") -> dict:
     """Mean loss terms and per-chain Pearson r (RMSF; correlation over upper-triangle
     entries) over ``keys`` (each chain whole, centre-cropped to crop_size).
 
+    ``precision``: ``fp32`` | ``bf16`` | ``auto`` (see :mod:`.runtime`).
     Returns ``{"loss", "rmsf", "correlation", "rmsf_r", "corr_r", "per_chain": {key: {...}}}``.
     """
-    was = model.training
-    model.eval()
+    check_precision(precision)
     keys = list(keys if keys is not None else data.keys)
-    sums = {"loss": 0.0, "rmsf": 0.0, "correlation": 0.0}
-    per = {}
-    for k in keys:
-        b = _to(data.full(k), device)
-        out = model(b["ca"], b["mask"], b.get("embeddings"))
-        terms = resaxial_loss(out, b, loss_mode, rmsf_weight, corr_weight)
-        for t in sums:
-            sums[t] += float(terms[t])
-        n = int(b["mask"].sum())
-        r_p, r_t = out["rmsf"][0, :n].cpu().numpy(), b["rmsf"][0, :n].cpu().numpy()
-        c_p, c_t = out["correlation"][0, :n, :n].cpu().numpy(), b["correlation"][0, :n, :n].cpu().numpy()
-        per[k] = {"rmsf_r": _pearson(r_p, r_t), "corr_r": _pearson(_upper(c_p), _upper(c_t))}
-    model.train(was)
-    res = {t: v / max(1, len(keys)) for t, v in sums.items()}
-    res["rmsf_r"] = float(np.nanmedian([p["rmsf_r"] for p in per.values()])) if per else float("nan")
-    res["corr_r"] = float(np.nanmedian([p["corr_r"] for p in per.values()])) if per else float("nan")
-    res["per_chain"] = per
-    return res
+    return _summarise(_per_chain(model, data, keys, loss_mode, rmsf_weight, corr_weight, device, precision))
 
 
 def _lr_lambda(cfg: ResAxialTrainConfig):
@@ -389,7 +428,8 @@ def train_resaxial(store_path, config, on_step=None) -> ResAxialTrainResult:
         raise FileNotFoundError(f"{store_path}: no such label store")
     if cfg.num_threads:
         torch.set_num_threads(int(cfg.num_threads))
-    device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    procs = start_processes(cfg.device)
+    device, rank = procs.device, procs.rank
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -420,36 +460,48 @@ def train_resaxial(store_path, config, on_step=None) -> ResAxialTrainResult:
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         step = int(ck["step"])
+    procs.agree(step, "the step to resume from")
     resumed_from = step
-    out_dir.mkdir(parents=True, exist_ok=True)
-    truncate_metrics(metrics_path, step, _METRIC_FIELDS)
-    (out_dir / "config.json").write_text(json.dumps(
-        {"train": asdict(cfg), "architecture": model_cfg.to_dict(), "splits": splits,
-         "store": str(store_path)}, indent=1, default=str))
+    if procs.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        truncate_metrics(metrics_path, step, _METRIC_FIELDS)
+        atomic_write_text(out_dir / "config.json", json.dumps(
+            {"train": asdict(cfg), "architecture": model_cfg.to_dict(), "splits": splits,
+             "store": str(store_path), "world_size": procs.world}, indent=1, default=str))
+    # single-task loss modes leave the other head without a gradient: DDP must be told
+    net = procs.wrap(model, find_unused_parameters=cfg.loss_mode != "joint")
 
     def checkpoint():
-        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(), "step": step,
-                            "model_config": json.dumps(model_cfg.to_dict(), sort_keys=True)}, ckpt_path)
+        if procs.main:
+            atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                "scheduler": sched.state_dict(), "step": step,
+                                "model_config": json.dumps(model_cfg.to_dict(), sort_keys=True)}, ckpt_path)
 
     def validate(elapsed):
-        ev = evaluate_resaxial(model, val_ds, None, cfg.loss_mode, cfg.rmsf_weight, cfg.corr_weight, device)
+        # each process evaluates its share of the chains (unwrapped model), then all are gathered
+        per = {}
+        for part in procs.gather(_per_chain(model, val_ds, procs.shard(val_ds.keys), cfg.loss_mode,
+                                            cfg.rmsf_weight, cfg.corr_weight, device, cfg.precision)):
+            per.update(part)
+        ev = _summarise({k: per[k] for k in val_ds.keys})
         return {"step": step, "split": "val", "elapsed_s": elapsed,
                 **{k: v for k, v in ev.items() if k != "per_chain"}}
 
     history: list = []
     t0 = time.perf_counter()
-    if step == 0 and val_ds is not None:
-        row = validate(0.0)
-        history.append(row)
-        append_metrics(metrics_path, [row], _METRIC_FIELDS)
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="train resaxial", unit="step",
-               disable=not cfg.progress, dynamic_ncols=True)
-    model.train()
+    bar = None
     try:
+        if step == 0 and val_ds is not None:
+            row = validate(0.0)
+            history.append(row)
+            if procs.main:
+                append_metrics(metrics_path, [row], _METRIC_FIELDS)
+        bar = tqdm(total=cfg.max_steps, initial=step, desc="train resaxial", unit="step",
+                   disable=not cfg.progress or not procs.main, dynamic_ncols=True)
+        model.train()
         while step < cfg.max_steps:
-            batch = _to(train_ds.batch(cfg.seed, step, cfg.batch_size), device)
-            out = model(batch["ca"], batch["mask"], batch.get("embeddings"))
+            batch = _to(train_ds.batch(cfg.seed, step, cfg.batch_size, rank), device)
+            out = _forward(net, batch, device, cfg.precision)
             terms = resaxial_loss(out, batch, cfg.loss_mode, cfg.rmsf_weight, cfg.corr_weight)
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
@@ -458,30 +510,36 @@ def train_resaxial(store_path, config, on_step=None) -> ResAxialTrainResult:
             sched.step()
             step += 1
             elapsed = round(time.perf_counter() - t0, 3)
+            logged = dict(zip(terms, procs.mean([float(v.detach()) for v in terms.values()])))
             row = {"step": step, "split": "train", "lr": opt.param_groups[0]["lr"], "grad_norm": float(gnorm),
-                   "elapsed_s": elapsed, **{k: float(v.detach()) for k, v in terms.items()}}
+                   "elapsed_s": elapsed, **logged}
             rows = [row]
             if val_ds is not None and (step % cfg.val_every == 0 or step == cfg.max_steps):
                 rows.append(validate(elapsed))
             history.extend(rows)
-            append_metrics(metrics_path, rows, _METRIC_FIELDS)
+            if procs.main:
+                append_metrics(metrics_path, rows, _METRIC_FIELDS)
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
             if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
                 checkpoint()
             if on_step is not None:
                 on_step(step, row)
+        procs.barrier()  # the last checkpoint is on disk when any process returns
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+        procs.close()
     model.eval()
     exported = None
-    if cfg.export:
+    if cfg.export and procs.main:
         exported = export_resaxial_weights(model, cfg.export, {
             "step": step, "splits": splits, "store": str(store_path), "loss_mode": cfg.loss_mode,
             "correlation_label": cfg.correlation_label,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "hardware": f"{platform.machine()} {device.type}, torch {torch.__version__}, "
-                        f"{torch.get_num_threads()} thread(s)",
+                        f"{torch.get_num_threads()} thread(s) x {procs.world} process(es)",
+            "precision": cfg.precision,
             "final_val": {k: v for k, v in (history[-1] if history and history[-1]["split"] == "val" else {}).items()},
         })
     return ResAxialTrainResult(step=step, resumed_from=resumed_from, history=history, out_dir=out_dir,

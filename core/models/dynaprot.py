@@ -78,8 +78,10 @@ class DynaProtConfig:
     c_pair: int = 16
     n_pair_blocks: int = 2
     pair_c_hidden_mul: int = 16
-    pair_c_hidden_att: int = 8
-    pair_heads: int = 2
+    # one attention head of 16 channels: the parameters of 2 x 8, half the softmax
+    # (N^3 exponentials per head), which bounds triangle attention on a CPU
+    pair_c_hidden_att: int = 16
+    pair_heads: int = 1
     n_rbf: int = 16
     eps_marginal: float = 1e-4
     eps_coupling: float = 1e-4
@@ -199,6 +201,13 @@ def _ipa_kwargs(cfg: DynaProtConfig) -> dict:
 _SOFTPLUS_INV_1 = math.log(math.e - 1.0)  # softplus(x) = 1 at this x
 
 
+def _readout_precision(x):
+    """(x in at least float32, a context with autocast off): the Cholesky readouts
+    run outside bf16 autocast, where eps = 1e-4 Å² would round away next to 1 Å²."""
+    wide = x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+    return wide, torch.autocast(device_type=x.device.type, enabled=False)
+
+
 class DynaProtM(nn.Module):
     """DynaProt-M: per-residue 3x3 covariances from IPA on the input frames.
 
@@ -218,18 +227,19 @@ class DynaProtM(nn.Module):
 
     def forward(self, batch):
         s, _ = self.trunk(batch)
-        a = self.readout(s)  # [*, N, 6]
-        diag = nn.functional.softplus(a[..., :3] + self.diag_offset)  # [*, N, 3]
-        zero = torch.zeros_like(a[..., 0])
-        # lower-triangular L in the local frame: rows (d1 0 0), (l21 d2 0), (l31 l32 d3)
-        L = torch.stack([
-            torch.stack([diag[..., 0], zero, zero], -1),
-            torch.stack([a[..., 3], diag[..., 1], zero], -1),
-            torch.stack([a[..., 4], a[..., 5], diag[..., 2]], -1),
-        ], dim=-2)  # [*, N, 3, 3]
-        rl = batch["rot"].to(L.dtype) @ L  # R L: local -> global
-        eye = torch.eye(3, dtype=L.dtype, device=L.device)
-        return rl @ rl.transpose(-1, -2) + self.cfg.eps_marginal * eye  # R L L^T R^T + eps I
+        a, full_precision = _readout_precision(self.readout(s))  # [*, N, 6]
+        with full_precision:
+            diag = nn.functional.softplus(a[..., :3] + self.diag_offset)  # [*, N, 3]
+            zero = torch.zeros_like(a[..., 0])
+            # lower-triangular L in the local frame: rows (d1 0 0), (l21 d2 0), (l31 l32 d3)
+            L = torch.stack([
+                torch.stack([diag[..., 0], zero, zero], -1),
+                torch.stack([a[..., 3], diag[..., 1], zero], -1),
+                torch.stack([a[..., 4], a[..., 5], diag[..., 2]], -1),
+            ], dim=-2)  # [*, N, 3, 3]
+            rl = batch["rot"].to(L.dtype) @ L  # R L: local -> global
+            eye = torch.eye(3, dtype=L.dtype, device=L.device)
+            return rl @ rl.transpose(-1, -2) + self.cfg.eps_marginal * eye  # R L L^T R^T + eps I
 
 
 class DynaProtJ(nn.Module):
@@ -267,14 +277,16 @@ class DynaProtJ(nn.Module):
              + self.pair_relpos(zrel) + self.pair_rbf(rbf_distances(batch["trans"].to(s.dtype), n_bins=self.cfg.n_rbf)))
         for block in self.pair_blocks:
             z = block(z, mask, chunk_size)  # [*, N, N, c_pair]
-        x = self.readout(z)[..., 0]  # [*, N, N]
-        n = x.shape[-1]
-        pair_mask = mask[..., :, None] * mask[..., None, :]
-        diag = nn.functional.softplus(torch.diagonal(x, dim1=-2, dim2=-1) + self.diag_offset)  # [*, N]
-        diag = diag * mask + (1.0 - mask)  # padding: 1 on the diagonal
-        L = torch.tril(x, diagonal=-1) * pair_mask + torch.diag_embed(diag)  # lower-triangular
-        eye = torch.eye(n, dtype=x.dtype, device=x.device)
-        return L @ L.transpose(-1, -2) + self.cfg.eps_coupling * eye
+        x, full_precision = _readout_precision(self.readout(z)[..., 0])  # [*, N, N]
+        with full_precision:
+            n = x.shape[-1]
+            mask = mask.to(x.dtype)
+            pair_mask = mask[..., :, None] * mask[..., None, :]
+            diag = nn.functional.softplus(torch.diagonal(x, dim1=-2, dim2=-1) + self.diag_offset)  # [*, N]
+            diag = diag * mask + (1.0 - mask)  # padding: 1 on the diagonal
+            L = torch.tril(x, diagonal=-1) * pair_mask + torch.diag_embed(diag)  # lower-triangular
+            eye = torch.eye(n, dtype=x.dtype, device=x.device)
+            return L @ L.transpose(-1, -2) + self.cfg.eps_coupling * eye
 
 
 class DynaProt(nn.Module):

@@ -8,7 +8,7 @@ the same result up to float rounding.
 
 Speed on CPU: inside the memory chunks every module works on pieces of rows
 whose temporaries fit in cache (``_cache_rows``; for triangle attention about
-2^18 logits per piece), since the elementwise work (softmax, gates, layer norms)
+2^19 logits per piece), since the elementwise work (softmax, gates, layer norms)
 is memory-bound on N^2 and N^3 tensors.  Several small linears are merged into
 one matmul; the attention softmax scale is folded into the query weights.
 """
@@ -26,8 +26,8 @@ from .primitives import Linear
 __all__ = ["TriangleMultiplicativeUpdate", "TriangleAttention", "PairTransition", "PairBlock"]
 
 _MASK_BIAS = -1e9
-#: logits per piece of rows in triangle attention (about 1 MB in float32: fits in L2)
-_ATT_ELEMENTS = 1 << 18
+#: logits per piece of rows in triangle attention (about 2 MB in float32: stays in cache; measured best of 2^16..2^21 at N = 271, one and two threads)
+_ATT_ELEMENTS = 1 << 19
 
 
 def _cache_rows(n, chunk_size, width):
@@ -73,20 +73,25 @@ class TriangleMultiplicativeUpdate(nn.Module):
         n = z.shape[-2]
         ch = self.c_hidden
         batch = z.shape[:-3]
-        # a, b (projection and gate) and the output gate from one matmul: [c_z, 4 C + c_z]
-        lins = (self.linear_a_p, self.linear_a_g, self.linear_b_p, self.linear_b_g, self.linear_g)
-        w = torch.cat([lin.weight for lin in lins])
-        wb = torch.cat([lin.bias for lin in lins])
-        a = z.new_empty(batch + (ch, n, n))  # [*, C, N, N]
-        b = z.new_empty(batch + (ch, n, n))
+        # a and b are built channel-first ([*, 2C, N, N], what the N x N matmuls below
+        # need) straight from a matmul with the transposed input, and the gates
+        # come from their own matmul, so that sigmoid and products run on
+        # contiguous memory (on strided slices they cost more than the matmuls)
+        w_p = torch.cat([self.linear_a_p.weight, self.linear_b_p.weight])  # [2C, c_z]
+        b_p = torch.cat([self.linear_a_p.bias, self.linear_b_p.bias])[:, None]
+        w_g = torch.cat([self.linear_a_g.weight, self.linear_b_g.weight])
+        b_g = torch.cat([self.linear_a_g.bias, self.linear_b_g.bias])[:, None]
+        ab = z.new_empty(batch + (2 * ch, n, n))  # [*, 2C, N, N]: a then b
         g = z.new_empty(z.shape)  # output gate [*, N, N, c_z]
-        for rows in _chunks(n, _cache_rows(n, chunk_size, w.shape[0])):
-            p = F.linear(self.layer_norm_in(z[..., rows, :, :]), w, wb)  # [*, R, N, 4 C + c_z]
-            pm = (mask[..., rows, None] * mask[..., None, :])[..., None]  # [*, R, N, 1]
-            ap, ag, bp, bg, gg = p.split([ch, ch, ch, ch, p.shape[-1] - 4 * ch], dim=-1)
-            a[..., rows, :] = (torch.sigmoid(ag) * ap * pm).movedim(-1, -3)
-            b[..., rows, :] = (torch.sigmoid(bg) * bp * pm).movedim(-1, -3)
-            g[..., rows, :, :] = torch.sigmoid(gg)
+        for rows in _chunks(n, _cache_rows(n, chunk_size, 4 * ch + z.shape[-1])):
+            zn = self.layer_norm_in(z[..., rows, :, :])  # [*, R, N, c_z]
+            r = zn.shape[-3]
+            zt = zn.reshape(batch + (r * n, zn.shape[-1])).transpose(-1, -2)  # [*, c_z, R N]
+            pm = (mask[..., rows, None] * mask[..., None, :]).reshape(batch + (1, r * n))
+            gate = torch.sigmoid(torch.matmul(w_g, zt) + b_g)  # [*, 2C, R N]
+            ab[..., rows, :] = ((torch.matmul(w_p, zt) + b_p) * gate * pm).view(batch + (2 * ch, r, n))
+            g[..., rows, :, :] = torch.sigmoid(self.linear_g(zn))
+        a, b = ab[..., :ch, :, :], ab[..., ch:, :, :]
         if self.outgoing:
             bt = b.transpose(-1, -2)  # x_ij = sum_k a_ik b_jk
         else:
@@ -136,25 +141,23 @@ class TriangleAttention(nn.Module):
         bias = self.linear_b(self.layer_norm(z)).movedim(-1, -3)  # [*, H, N, N]
         bias = bias + (_MASK_BIAS * (1.0 - mask))[..., None, None, :]
         bias = bias.unsqueeze(-4).contiguous()
-        # q, k, v and the gate from one matmul: [c_z, 4 H C]
-        w = torch.cat([self.linear_q.weight * (1.0 / math.sqrt(c)), self.linear_k.weight, self.linear_v.weight,
-                       self.linear_g.weight])
-        wb = torch.cat([w.new_zeros(3 * h * c), self.linear_g.bias])
+        # q, k, v from one matmul [c_z, 3 H C]; the gate from its own, so that its
+        # sigmoid runs on contiguous memory
+        w = torch.cat([self.linear_q.weight * (1.0 / math.sqrt(c)), self.linear_k.weight, self.linear_v.weight])
         # rows are processed in pieces whose [R, H, N, N] logits stay in cache, inside
         # the memory chunks asked for by chunk_size; results do not depend on either
         out = torch.empty(z.shape, dtype=z.dtype, device=z.device)
         for rows in _chunks(n, _cache_rows(n, chunk_size, h * n)):
             zn = self.layer_norm(z[..., rows, :, :])  # [*, R, N, c_z]
             r = zn.shape[-3]
-            qkvg = F.linear(zn, w, wb).view(batch + (r, n, 4, h, c))
+            qkv = F.linear(zn, w).view(batch + (r, n, 3, h, c))
             # [*, R, N, H, C] -> [*, R, H, N, C]
-            q, k, v = (qkvg[..., i, :, :].transpose(-2, -3) for i in range(3))
+            q, k, v = (qkv[..., i, :, :].transpose(-2, -3) for i in range(3))
             a = torch.matmul(q, k.transpose(-1, -2))  # [*, R, H, N, N]
             a += bias
             a = torch.softmax(a, dim=-1)
             o = torch.matmul(a, v).transpose(-2, -3).reshape(batch + (r, n, h * c))  # [*, R, N, H*C]
-            g = torch.sigmoid(qkvg[..., 3, :, :].reshape(batch + (r, n, h * c)))
-            out[..., rows, :, :] = self.linear_o(g * o)
+            out[..., rows, :, :] = self.linear_o(torch.sigmoid(self.linear_g(zn)) * o)
         return out if self.starting else out.transpose(-2, -3)
 
 

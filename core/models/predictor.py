@@ -113,7 +113,7 @@ def _warn_preview(model: str, card: str) -> None:
         )
 
 
-#: The pair blocks cost O(N^3): about 40 s at N = 1000 on one CPU core, hours beyond a
+#: The pair blocks cost O(N^3): about 20 s at N = 1000 on one CPU core, hours beyond a
 #: few thousand; longer chains are refused with a one-line reason (override: max_residues).
 MAX_RESIDUES = 2000
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 HELP = "train DynaProt-M/J or ResAxial from a label store (YAML config; resumes from out_dir)"
 
 
@@ -46,6 +48,8 @@ def run(args) -> int:
     if args.no_progress:
         cfg.progress = False
     result = train(cfg)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports and exports
+        return 0
     val = result.last("val")
     print(f"trained to step {result.step} (resumed from {result.resumed_from}); "
           f"{result.n_parameters} parameters; checkpoint {result.checkpoint}")
