@@ -1,4 +1,4 @@
-"""DynaProt-M + J prediction time and peak memory beside our ANM and ProDy's ANM.
+"""DynaProt-M + J (and ResAxial) prediction time and peak memory beside our ANM and ProDy's ANM.
 
 One run, printed as a table and ratios (no timings in the tests).  Each
 (method, N) runs in a fresh subprocess so that its peak resident memory
@@ -72,6 +72,14 @@ def _one(method, n, threads):
             dyn = predict_dynaprot(chain, device="cpu", weights=w)
             if method == "dynaprot+samples":
                 dyn.sample(N_SAMPLES, seed=0)
+    elif method == "resaxial":
+        from dynaprot_viz.core.models.resaxial_predictor import predict_resaxial
+
+        predict_resaxial(_chain(16), device="cpu")  # load + warm up
+        base = _rss_mb()
+
+        def run():
+            predict_resaxial(chain, device="cpu")
     elif method.startswith("anm"):
         from dynaprot_viz.core.anm import predict_anm
 
@@ -155,7 +163,7 @@ def main(argv=None):
     if args.one:
         print(json.dumps(_one(args.one[0], int(args.one[1]), args.threads)))
         return 0
-    jobs = [(m, n) for n in args.sizes for m in ("dynaprot", "anm", "prody")]
+    jobs = [(m, n) for n in args.sizes for m in ("dynaprot", "resaxial", "anm", "prody")]
     if 271 in args.sizes:
         jobs += [("dynaprot+samples", 271), ("anm+samples", 271), ("prody+samples", 271)]
     jobs += [("prody+samples", 1000)] if 1000 in args.sizes else []
@@ -178,6 +186,8 @@ def main(argv=None):
         if ("dynaprot", n) in rows and ("prody", n) in rows:
             d, pr, a = rows[("dynaprot", n)], rows[("prody", n)], rows.get(("anm", n))
             extra = f", our ANM / DynaProt {a['time_s'] / d['time_s']:.2f}x" if a else ""
+            ra = rows.get(("resaxial", n))
+            extra += f", ProDy ANM / ResAxial {pr['time_s'] / ra['time_s']:.2f}x" if ra else ""
             print(f"  N={n:5d}: ProDy ANM (all modes + covariance) / DynaProt = {pr['time_s'] / d['time_s']:.2f}x{extra}")
     if ("dynaprot+samples", 271) in rows and ("prody+samples", 271) in rows:
         d, pr = rows[("dynaprot+samples", 271)], rows[("prody+samples", 271)]

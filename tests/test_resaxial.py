@@ -310,3 +310,29 @@ def test_training_config_errors(md_store, tmp_path):
     assert is_resaxial_config(yml)
     yml.write_text("model: {c_s: 8}\n")
     assert not is_resaxial_config(yml)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 3])
+def test_axial_attention_matches_plain_formula(chunk_size):
+    """The fused, row-pieced attention equals its docstring's formula, written with
+    einsum in float64 (batch of two, the second chain padded)."""
+    from dynaprot_viz.core.models.resaxial import AxialAttention
+
+    g = torch.Generator().manual_seed(4)
+    att = AxialAttention(8, 6, 2)
+    with torch.no_grad():
+        for p in att.parameters():
+            p.copy_(0.4 * torch.randn(p.shape, generator=g))
+    att = att.double()
+    n, h, c = 13, 2, 6
+    z = torch.randn(2, n, n, 8, generator=g, dtype=torch.float64)
+    mask = torch.ones(2, n, dtype=torch.float64)
+    mask[1, -3:] = 0.0
+    zn = att.layer_norm(z)
+    q, k, v = (lin(zn).view(2, n, n, h, c) for lin in (att.linear_q, att.linear_k, att.linear_v))
+    logits = torch.einsum("bijhc,bikhc->bhijk", q, k) / c ** 0.5 + (1e9 * (mask - 1.0))[:, None, None, None, :]
+    o = torch.einsum("bhijk,bikhc->bijhc", torch.softmax(logits, -1), v).reshape(2, n, n, h * c)
+    ref = att.linear_o(torch.sigmoid(att.linear_g(zn)) * o)
+    with torch.no_grad():
+        got = att(z, mask, chunk_size)
+    torch.testing.assert_close(got, ref.detach(), rtol=1e-10, atol=1e-10)

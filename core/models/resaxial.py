@@ -308,19 +308,25 @@ class AxialAttention(nn.Module):
     def forward(self, z, mask, chunk_size=None):
         b, n = z.shape[0], z.shape[1]
         h, c = self.n_heads, self.c_hidden
-        bias = (1.0 - mask)[:, None, None, None, :] * _MASK_BIAS  # [B, 1, 1, 1, K]
-        step = n if not chunk_size else int(chunk_size)
+        bias = ((1.0 - mask) * _MASK_BIAS).to(z.dtype)  # [B, K]
+        # pieces of rows: at most chunk_size (memory) and about 2^19 numbers of
+        # q, k, v per piece (cache); the fused kernel only takes 4-d inputs (with
+        # 5-d ones it falls back to materialising every [N, N] logit map at once)
+        step = max(1, min(n if not chunk_size else int(chunk_size), (1 << 19) // max(1, 3 * h * c * n)))
         out = []
         for start in range(0, n, step):
             zr = self.layer_norm(z[:, start:start + step])  # [B, R, N, c_z]
             r = zr.shape[1]
-            # [B, R, N, H*C] -> [B, R, H, N, C]
-            q = self.linear_q(zr).view(b, r, n, h, c).transpose(-2, -3) / math.sqrt(c)
-            k = self.linear_k(zr).view(b, r, n, h, c).transpose(-2, -3)
-            v = self.linear_v(zr).view(b, r, n, h, c).transpose(-2, -3)
+
+            def heads(t):  # [B, R, N, H*C] -> [B*R, H, N, C]
+                return t.view(b, r, n, h, c).transpose(-2, -3).reshape(b * r, h, n, c)
+
+            q = heads(self.linear_q(zr)) / math.sqrt(c)
+            k, v = heads(self.linear_k(zr)), heads(self.linear_v(zr))
+            rows_bias = bias[:, None, None, None, :].expand(b, r, 1, 1, n).reshape(b * r, 1, 1, n)
             # softmax(q k^T + bias) v, fused (q is already scaled: scale=1)
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=1.0)  # [B, R, H, N, C]
-            o = o.transpose(-2, -3).reshape(b, r, n, h * c)  # [B, R, N, H*C]
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=rows_bias, scale=1.0)  # [B*R, H, N, C]
+            o = o.view(b, r, h, n, c).transpose(-2, -3).reshape(b, r, n, h * c)  # [B, R, N, H*C]
             o = torch.sigmoid(self.linear_g(zr)) * o
             out.append(self.linear_o(o))
         return torch.cat(out, dim=1)
