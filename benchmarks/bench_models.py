@@ -65,10 +65,14 @@ def _rss_mb():
 
 def _one(method, n, threads):
     import numpy as np
-    import torch
 
-    torch.set_num_threads(threads)
     chain = _chain(n)
+    if method.startswith(("dynaprot", "resaxial")):
+        # only the learned models load torch: its idle OpenMP threads must not sit
+        # beside the BLAS threads of ANM and ProDy (a user's ANM run never imports it)
+        import torch
+
+        torch.set_num_threads(threads)
     if method.startswith("dynaprot"):
         from dynaprot_viz.core.models.predictor import default_weights, predict_dynaprot
 

@@ -10,3 +10,18 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     if np.linalg.det(q) < 0:
         q[:, 0] = -q[:, 0]
     return q
+
+
+def randomize_parameters(module, seed: int, scale: float = 0.3):
+    """``module`` with ``scale`` * N(0, 1) noise added to every parameter, in eval mode.
+
+    AlphaFold-style 'final' and 'gating' initialisations are zeros and constants,
+    which would make equivariance and formula tests pass trivially.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return module.eval()

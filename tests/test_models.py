@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
+from helpers import randomize_parameters
 
 # the test machine's cores are shared: one thread avoids OpenMP oversubscription stalls
 torch.set_num_threads(1)
@@ -21,12 +22,7 @@ SMALL = DynaProtConfig(c_s=32, c_z=8, n_blocks=2, j_n_blocks=2, ipa_heads=2, ipa
 
 
 def _randomize(model, seed):
-    """Random weights everywhere (the zero 'final' inits would make tests trivial)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return model.eval()
+    return randomize_parameters(model, seed)
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import randomize_parameters
 
 from dynaprot_viz.core.models.pair import PairTransition, TriangleAttention, TriangleMultiplicativeUpdate
 
 
 def _randomise(module, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(0.4 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return module.double()
+    return randomize_parameters(module, seed, scale=0.4).double()
 
 
 def _inputs(batch=2, n=19, c_z=8, seed=0):
