@@ -209,3 +209,12 @@ def test_too_long_chain_is_refused_before_any_work():
         predict_dynaprot(chain)
     with pytest.raises(InputError, match="2001 residues; ResAxial is limited to 2000"):
         predict_resaxial(chain)
+
+
+def test_relative_position_lookup_equals_linear_of_onehot():
+    from dynaprot_viz.core.models.primitives import Linear, embed_relative_position, relative_position_onehot
+
+    lin = randomize_parameters(Linear(2 * 5 + 1, 7), seed=3).double()
+    idx = torch.tensor([[0, 1, 2, 3, 10, 11, 30], [0, 2, 4, 6, 8, 10, 12]])  # gaps and clipping
+    ref = lin(relative_position_onehot(idx, 5).double())
+    torch.testing.assert_close(embed_relative_position(lin, idx, 5), ref, rtol=0, atol=1e-15)

@@ -30,7 +30,7 @@ from torch import nn
 
 from .ipa import IPABlock
 from .pair import PairBlock
-from .primitives import NM_PER_ANGSTROM, Linear, rbf_distances, relative_position_onehot
+from .primitives import NM_PER_ANGSTROM, Linear, embed_relative_position, rbf_distances
 
 __all__ = [
     "DynaProt",
@@ -185,7 +185,7 @@ class IPATrunk(nn.Module):
         """Returns s [*, N, c_s] and the relative-position pair features [*, N, N, c_z]."""
         dtype = batch["rot"].dtype
         s = self.embed_aatype(nn.functional.one_hot(batch["aatype"], N_AATYPE).to(dtype))  # [*, N, c_s]
-        z = self.embed_relpos(relative_position_onehot(batch["residue_index"], self.relpos_max).to(dtype))
+        z = embed_relative_position(self.embed_relpos, batch["residue_index"], self.relpos_max).to(dtype)
         trans_nm = batch["trans"] * NM_PER_ANGSTROM  # IPA works in nm (AlphaFold convention)
         mask = batch["mask"].to(dtype)
         for block in self.blocks:

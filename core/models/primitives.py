@@ -14,6 +14,8 @@ from torch import nn
 __all__ = [
     "Linear",
     "relative_position_onehot",
+    "relative_position_index",
+    "embed_relative_position",
     "apply_frames",
     "invert_apply_frames",
     "rbf_distances",
@@ -51,15 +53,27 @@ class Linear(nn.Linear):
                 self.bias.fill_(1.0 if init == "gating" else 0.0)
 
 
-def relative_position_onehot(residue_index: torch.Tensor, max_offset: int = 32) -> torch.Tensor:
-    """One-hot of the clipped sequence offset j - i (AlphaFold2 Alg. 4).
+def relative_position_index(residue_index: torch.Tensor, max_offset: int = 32) -> torch.Tensor:
+    """The clipped sequence offset j - i shifted to 0 .. 2 * max_offset (AlphaFold2 Alg. 4).
 
-    residue_index : [*, N] integer positions along the chain.
-    Returns [*, N, N, 2 * max_offset + 1], float.
+    residue_index : [*, N] integer positions along the chain.  Returns [*, N, N], long.
     """
     d = residue_index[..., None, :] - residue_index[..., :, None]  # [*, N, N]: j - i
-    d = torch.clamp(d, -max_offset, max_offset) + max_offset
-    return nn.functional.one_hot(d.long(), 2 * max_offset + 1).float()
+    return (torch.clamp(d, -max_offset, max_offset) + max_offset).long()
+
+
+def relative_position_onehot(residue_index: torch.Tensor, max_offset: int = 32) -> torch.Tensor:
+    """One-hot of :func:`relative_position_index`: [*, N, N, 2 * max_offset + 1], float."""
+    return nn.functional.one_hot(relative_position_index(residue_index, max_offset), 2 * max_offset + 1).float()
+
+
+def embed_relative_position(linear: nn.Linear, residue_index: torch.Tensor, max_offset: int = 32) -> torch.Tensor:
+    """``linear(relative_position_onehot(...))`` computed as a lookup of the weight's
+    columns: the same numbers without the [*, N, N, 2 * max_offset + 1] one-hot
+    (65 floats per pair, 260 MB at N = 1000).  Returns [*, N, N, out_features]."""
+    idx = relative_position_index(residue_index, max_offset)
+    out = nn.functional.embedding(idx, linear.weight.t())
+    return out + linear.bias if linear.bias is not None else out
 
 
 def rbf_distances(x: torch.Tensor, d_min: float = 2.0, d_max: float = 22.0, n_bins: int = 16) -> torch.Tensor:
