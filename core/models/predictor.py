@@ -107,7 +107,7 @@ def _warn_preview(model: str, card: str) -> None:
         _PREVIEW_WARNED.add(model)
         warnings.warn(
             f"{model}: the shipped weights are a PREVIEW trained on a tiny CPU-only MD campaign "
-            f"(9 small chains, 1.35 ns); they do not generalise (see dynaprot_viz/weights/{card}); "
+            f"(17 small chains, 2.29 ns); they do not generalise (see dynaprot_viz/weights/{card}); "
             "compare with model='anm'",
             stacklevel=3,
         )

@@ -4,10 +4,11 @@
 
 Ingests every ``md/<key>/`` folder (``training.simulate.ingest_outputs``) into the
 store that ``training/configs/campaign.yaml`` and ``resaxial_campaign.yaml`` read,
-then prints the family-aware validation split that DynaProt's trainer derives
+then prints the validation split that DynaProt's trainer uses: the config's
+``val_keys`` when it lists them, else the family-aware split it derives
 (``training.dataset.split_keys`` with ``families.tsv``: CATH topology for the ATLAS
-chains, 3-mer sequence clusters for the others), the split that
-``resaxial_campaign.yaml`` lists explicitly as ``val_keys``.
+chains, 3-mer sequence clusters for the others).  ``resaxial_campaign.yaml`` lists
+the same chains as its ``val_keys``.
 """
 
 import argparse
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
     cfg = yaml.safe_load(Path(args.config).read_text())
     with LabelStore(args.store) as store:
         splits = split_keys(store, cfg.get("val_fraction", 0.1), 0.0, cfg.get("seed", 0),
-                            HERE / "families.tsv")
+                            HERE / "families.tsv", cfg.get("val_keys"))
         for k in store.keys():
             n = len(store.metadata(k)["sequence"])
             split = "val" if k in splits["val"] else "train"
