@@ -325,7 +325,7 @@ class AxialAttention(nn.Module):
             k, v = heads(self.linear_k(zr)), heads(self.linear_v(zr))
             rows_bias = bias[:, None, None, None, :].expand(b, r, 1, 1, n).reshape(b * r, 1, 1, n)
             # softmax(q k^T + bias) v, fused (q is already scaled: scale=1)
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=rows_bias, scale=1.0)  # [B*R, H, N, C]
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=rows_bias.to(q.dtype), scale=1.0)  # [B*R, H, N, C]
             o = o.view(b, r, h, n, c).transpose(-2, -3).reshape(b, r, n, h * c)  # [B, R, N, H*C]
             o = torch.sigmoid(self.linear_g(zr)) * o
             out.append(self.linear_o(o))
