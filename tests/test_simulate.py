@@ -7,6 +7,7 @@ with the labels written into a label store.  Every test reads those results.
 """
 
 import dataclasses
+from pathlib import Path
 import json
 import warnings
 
@@ -192,3 +193,62 @@ def test_publish_and_manifest_check(runs, data_dir, tmp_path):
     (ds / "md" / "stray").mkdir()
     problems = check_manifest(ds)
     assert any("checksum differs" in x for x in problems) and any("stray" in x for x in problems)
+
+
+def _worker_pids(pid):
+    """Pids of the multiprocessing workers started by process ``pid`` (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        for child in (task / "children").read_text().split():
+            try:
+                cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmd:
+                found.append(int(child))
+    return found
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_sigterm_stops_the_workers_too(tmp_path, data_dir):
+    """`kill PID` of `simulate --workers 2` ends its worker processes as well (no orphans
+    left simulating), with the CLI's one-line 'interrupted' and exit status 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for name in ("a.pdb", "b.pdb"):
+        (tmp_path / name).write_text((data_dir / "1ejg.pdb").read_text())
+    cmd = [sys.executable, "-m", "dynaprot_viz.cli", "simulate", str(tmp_path / "a.pdb"), str(tmp_path / "b.pdb"),
+           "--out", str(tmp_path / "out"), "--ns", "5", "--platform", "CPU", "--workers", "2", "--threads", "1",
+           "--minimize-iterations", "20", "--equilibration-ps", "0.2", "--save-ps", "0.5", "--seed", "7",
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        workers, deadline = [], time.monotonic() + 120
+        while time.monotonic() < deadline and not (len(workers) == 2 and (tmp_path / "out" / "a").exists()
+                                                   and (tmp_path / "out" / "b").exists()):
+            assert proc.poll() is None, proc.communicate()
+            workers = _worker_pids(proc.pid) or workers
+            time.sleep(0.2)
+        assert len(workers) == 2, "the two workers never started"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "interrupted" in err
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers), "workers left running after SIGTERM"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -46,6 +46,8 @@ import io
 import json
 import os
 import re
+import signal
+import threading
 import time
 import traceback
 import warnings
@@ -767,15 +769,35 @@ def simulate(structures, out, cfg: SimulationConfig, workers: int = 1, store=Non
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
-        with ctx.Pool(int(workers)) as pool:
-            for r in pool.imap_unordered(_worker, [(j, out, cfg) for j in jobs]):
-                _record(result, r, bar)
+        # `kill PID` (SIGTERM) would end this process at once and leave the workers
+        # running as orphans; as an interrupt it leaves the Pool's `with`, which
+        # terminates them (their chains resume from the last checkpoint)
+        previous = _sigterm_as_interrupt()
+        try:
+            with ctx.Pool(int(workers)) as pool:
+                for r in pool.imap_unordered(_worker, [(j, out, cfg) for j in jobs]):
+                    _record(result, r, bar)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         result.chains = {j.key: result.chains[j.key] for j in jobs}
     bar.close()
     if store is not None:
         ready = [j.key for j in jobs if result.chains[j.key].n_frames >= 3]
         result.ingest = ingest_outputs([out / k for k in ready], store, progress=progress)
     return result
+
+
+def _sigterm_as_interrupt():
+    """Make SIGTERM raise KeyboardInterrupt in this (main) thread; returns the previous
+    handler, or None where signals cannot be set (not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _record(result, r: ChainResult, bar) -> None:
