@@ -7,7 +7,7 @@ import csv
 import os
 from pathlib import Path
 
-__all__ = ["atomic_torch_save", "atomic_write_text", "append_metrics", "truncate_metrics"]
+__all__ = ["atomic_torch_save", "append_metrics", "truncate_metrics"]
 
 
 def atomic_torch_save(payload: dict, path: Path) -> None:
@@ -19,19 +19,6 @@ def atomic_torch_save(payload: dict, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a per-process temporary name and rename (no half-written file,
-    and several processes writing the same file do not interleave)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

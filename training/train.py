@@ -38,12 +38,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dynaprot_viz._io import atomic_write_text
 from dynaprot_viz.core.errors import InputError
 from dynaprot_viz.core.models.dynaprot import DynaProt, DynaProtConfig, count_parameters
 from dynaprot_viz.core.models.loss import FLOOR_COUPLING, FLOOR_MARGINAL, dynaprot_loss
 
 from .dataset import LabelDataset, split_keys
-from .runlog import append_metrics, atomic_torch_save, atomic_write_text, truncate_metrics
+from .runlog import append_metrics, atomic_torch_save, truncate_metrics
 from .runtime import autocast as _autocast
 from .runtime import check_precision, resolve_device, start_processes
 from .yaml_config import check_at_least_one, check_known_keys, read_yaml_mapping
