@@ -336,3 +336,14 @@ def test_axial_attention_matches_plain_formula(chunk_size):
     with torch.no_grad():
         got = att(z, mask, chunk_size)
     torch.testing.assert_close(got, ref.detach(), rtol=1e-10, atol=1e-10)
+
+
+def test_bad_device_is_one_line_input_error(ubq_chain):
+    """The same device checks as DynaProt's predictor (it used to raise torch's own errors)."""
+    from dynaprot_viz.core.models.resaxial_predictor import predict_resaxial
+
+    with pytest.raises(InputError, match="device must be"):
+        predict_resaxial(ubq_chain, device="banana")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA is not available"):
+            predict_resaxial(ubq_chain, device="cuda")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from dynaprot_viz.core.errors import InputError
+from dynaprot_viz.core.models.predictor import resolve_device
 
 __all__ = ["PRECISIONS", "check_precision", "autocast", "resolve_device", "Processes", "start_processes"]
 
@@ -47,19 +48,6 @@ def autocast(device: torch.device, precision: str):
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; InputError for CUDA without CUDA."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise InputError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:K', got {name!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but CUDA is not available")
-    return dev
 
 
 @dataclass

@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..gaussian import Dynamics
 from .dynaprot import DynaProt, DynaProtConfig, collate, featurize
 
-__all__ = ["predict_dynaprot", "load_dynaprot", "default_weights", "DEFAULT_WEIGHTS"]
+__all__ = ["predict_dynaprot", "load_dynaprot", "default_weights", "resolve_device", "DEFAULT_WEIGHTS"]
 
 DEFAULT_WEIGHTS = "dynaprot-preview.safetensors"
 #: above this many residues the pair blocks of DynaProt-J run row-chunked
@@ -41,13 +41,16 @@ def default_weights() -> Path:
     return Path(str(resources.files("dynaprot_viz.weights").joinpath(DEFAULT_WEIGHTS)))
 
 
-def _resolve_device(device) -> torch.device:
+def resolve_device(device) -> torch.device:
+    """``None`` or ``"auto"`` -> CUDA when available, else CPU; ``"cpu"``, ``"cuda"``,
+    ``"cuda:K"`` or a torch.device as given; InputError (one line) for anything else
+    and for CUDA without CUDA.  Shared by the predictors and the trainers."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise InputError(f"device must be 'cpu', 'cuda', 'cuda:K' or None, got {device!r}") from None
+        raise InputError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:K' or None, got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {device!r} requested but CUDA is not available")
     if dev.type not in ("cpu", "cuda"):
@@ -150,7 +153,7 @@ def predict_dynaprot(chain, device=None, weights=None, max_residues: int = MAX_R
     check_length(chain, "DynaProt", max_residues)
     if weights is None:
         _warn_preview("DynaProt", "MODEL_CARD.md")
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     model = load_dynaprot(weights, dev)
     if model.m is None or model.j is None:
         raise InputError("the DynaProt weights must contain both DynaProt-M and DynaProt-J")

@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..gaussian import Dynamics
 from ..structure import ProteinChain
 from .resaxial import ResAxial, ResAxialConfig, collate_resaxial
-from .predictor import MAX_RESIDUES, _warn_preview, check_length
+from .predictor import MAX_RESIDUES, _warn_preview, check_length, resolve_device
 
 __all__ = [
     "predict_resaxial",
@@ -77,7 +77,7 @@ def load_resaxial(path=None, device=None) -> ResAxial:
                          "'dynaprot-viz train training/configs/resaxial_tiny.yaml' or pass weights=PATH")
     if not cfg_path.is_file():
         raise InputError(f"{cfg_path}: missing; the resaxial weights {path.name} need their config json beside them")
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device = resolve_device(device) if device is not None else torch.device("cpu")
     key = (str(path.resolve()), path.stat().st_mtime_ns, str(device))
     if key in _MODEL_CACHE:
         return _MODEL_CACHE[key]
@@ -200,7 +200,7 @@ def predict_resaxial(chain: ProteinChain, device=None, weights=None, embeddings=
     check_length(chain, "ResAxial", max_residues)
     if isinstance(weights, ResAxial):
         model = weights
-        dev = torch.device(device) if device is not None else next(model.parameters()).device
+        dev = resolve_device(device) if device is not None else next(model.parameters()).device
         model = model.to(dev)
     else:
         if weights is None:
