@@ -40,6 +40,12 @@ def test_predict_cif_gz_chain_and_bfactor_scale(tmp_path, data_dir):
     assert 5 < np.median(dyn.bfactors) < 200
 
 
+def test_predict_device_reaches_the_learned_model(tmp_path, ubq_path):
+    out = tmp_path / "out"
+    assert main(["predict", str(ubq_path), "--model", "resaxial", "--device", "cpu", "--out", str(out)]) == 0
+    assert Dynamics.load(out / "1ubi.dynamics.npz").model_name == "resaxial"
+
+
 def _write(tmp_path, name, content):
     p = tmp_path / name
     p.write_bytes(content)
@@ -55,6 +61,8 @@ def _write(tmp_path, name, content):
     ("chain", "no chain 'Q'"),
     ("model", "unknown model 'nope'"),
     ("samples", "expected a positive integer"),
+    ("device", "device must be 'auto', 'cpu'"),
+    ("anm_device", "--device applies only to the learned models"),
 ])
 def test_bad_input_exit_2_one_line_no_files(tmp_path, ubq_path, data_dir, capsys, case, match):
     src = ubq_path
@@ -78,6 +86,10 @@ def test_bad_input_exit_2_one_line_no_files(tmp_path, ubq_path, data_dir, capsys
         extra = ["--model", "nope"]
     elif case == "samples":
         extra = ["--samples", "-3"]
+    elif case == "device":
+        extra = ["--model", "resaxial", "--device", "banana"]
+    elif case == "anm_device":
+        extra = ["--device", "cpu"]
     out = tmp_path / "out"
     args = ["predict", str(src), "--out", str(out)] + (extra if "--model" in extra else ["--model", "anm"] + extra)
     with pytest.raises(SystemExit) if case == "samples" else _nullcontext() as exc:

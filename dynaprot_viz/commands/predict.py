@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cif", action="store_true", help="also write <stem>.annotated.cif (mmCIF)")
     p.add_argument("--anm-scale", default="relative", choices=["relative", "bfactors"],
                    help="ANM only: relative units (kT/gamma) or fit to the file's B-factors")
+    p.add_argument("--device", default=None,
+                   help="learned models only: auto, cpu, cuda or cuda:K (default: DynaProt on CUDA "
+                        "when available, ResAxial on CPU)")
     p.add_argument("--out", required=True, help="output folder (created if needed)")
 
 
@@ -44,6 +47,10 @@ def run(args) -> int:
     options = {"scale": args.anm_scale} if args.model == "anm" else {}
     if args.model != "anm" and args.anm_scale != "relative":
         raise InputError("--anm-scale applies only to --model anm")
+    if args.device is not None:
+        if args.model == "anm":
+            raise InputError("--device applies only to the learned models (dynaprot, resaxial)")
+        options["device"] = args.device
     dyn = predict(source, model=args.model, chain=args.chain, **options)
     out = Path(args.out)
     stem = stem_of(source)
