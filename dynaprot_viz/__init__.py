@@ -12,7 +12,7 @@ from .api import as_chain, predict
 from .core.errors import InputError
 from .core.gaussian import Dynamics
 from .core.pockets import Pocket, find_pockets
-from .core.predictors import available_models, register_predictor
+from .core.predictors import available_models, default_model, register_predictor
 from .core.structure import ProteinChain, Residue, load_chain
 from .export import write_annotated, write_ensemble
 from .figure import make_figure
@@ -27,6 +27,7 @@ __all__ = [
     "__version__",
     "as_chain",
     "available_models",
+    "default_model",
     "find_pockets",
     "load_chain",
     "make_figure",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .core.errors import InputError
 from .core.gaussian import Dynamics
-from .core.predictors import get_predictor
+from .core.predictors import get_predictor, resolve_model
 from .core.structure import ProteinChain, load_chain
 
 __all__ = ["predict", "as_chain"]
@@ -19,16 +19,18 @@ def as_chain(source, chain: str | None = None) -> ProteinChain:
     return load_chain(source, chain=chain)
 
 
-def predict(source, model: str = "dynaprot", chain: str | None = None, **options) -> Dynamics:
+def predict(source, model: str | None = None, chain: str | None = None, **options) -> Dynamics:
     """Predict residue-level Gaussian dynamics of one chain.
 
     Parameters
     ----------
     source : str, os.PathLike, gemmi.Structure or ProteinChain
         PDB or mmCIF file (gzipped or not) or a loaded structure.
-    model : str
-        A registered predictor: ``"dynaprot"``, ``"anm"``, ``"resaxial"``, ...
-        (:func:`dynaprot_viz.available_models`).
+    model : str, optional
+        A registered predictor: ``"anm"``, ``"dynaprot"``, ``"resaxial"``, ...
+        (:func:`dynaprot_viz.available_models`).  None (default): the model that wins
+        the shipped held-out evaluation (:func:`dynaprot_viz.default_model`; ANM
+        until a learned model beats it on every held-out set).
     chain : str, optional
         Chain name; default the first protein chain.
     **options
@@ -39,5 +41,5 @@ def predict(source, model: str = "dynaprot", chain: str | None = None, **options
     Dynamics
         mean (N, 3) Å, marginals (N, 3, 3) Å², coupling (N, N) Å².
     """
-    predictor = get_predictor(model)
+    predictor = get_predictor(resolve_model(model))
     return predictor(as_chain(source, chain), **options)

@@ -31,10 +31,17 @@ def _command_modules():
     return {n: importlib.import_module(f"{commands.__name__}.{n}") for n in ordered}
 
 
+def _default_model_line() -> str:
+    from .core.predictors import default_model, default_model_reason
+
+    return f"default model: {default_model()} - {default_model_reason()}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dynaprot-viz",
         description="Residue-level protein dynamics as Gaussians, from one structure.",
+        epilog=_default_model_line(),
     )
     parser.add_argument("--version", action="version", version=f"dynaprot-viz {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -34,10 +34,11 @@ MAX_SAMPLES = 1000
 
 
 def default_model() -> str:
-    """``"dynaprot"`` when that predictor is registered, else ``"anm"``."""
-    from ..core.predictors import available_models
+    """The package's default model (:func:`dynaprot_viz.core.predictors.default_model`:
+    the winner of the shipped held-out evaluation, ANM until a learned model beats it)."""
+    from ..core.predictors import default_model as _default
 
-    return "dynaprot" if "dynaprot" in available_models() else "anm"
+    return _default()
 
 
 def ellipsoid_scale(probability: float) -> float:

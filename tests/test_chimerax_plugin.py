@@ -196,7 +196,11 @@ def test_command_file_registers_both_commands(registered):
     desc, func = registered.registered["dynaprot"]
     assert [n for n, _ in desc.required] == ["structures"]
     assert {n for n, _ in desc.keyword} >= {"model", "probability", "samples", "palette", "chain"}
-    assert ("info", "dynaprot: commands 'dynaprot' and 'dynaprot coupling' registered") in registered.logger.messages
+    from dynaprot_viz.core.predictors import default_model
+
+    infos = [m for level, m in registered.logger.messages if level == "info"]
+    assert any(m.startswith("dynaprot: commands 'dynaprot' and 'dynaprot coupling' registered; "
+                            f"default model {default_model()}: ") for m in infos), infos
 
 
 def test_command_file_without_dynaprot_viz(chimerax_stub, monkeypatch):

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "float_between"]
+__all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "float_between", "model_help"]
+
+
+def model_help() -> str:
+    """``--model`` help: the registered predictors, the default and why (one line)."""
+    from ..core.predictors import available_models
+
+    names = available_models()
+    return (f"predictor: {', '.join(names)} (default {names.default}: {names.reason})")
 
 
 def _number(kind, test, expected):

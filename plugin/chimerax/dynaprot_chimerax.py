@@ -22,7 +22,10 @@ def _register(session):
         )
         return False
     register_commands(session.logger)
-    session.logger.info("dynaprot: commands 'dynaprot' and 'dynaprot coupling' registered")
+    from dynaprot_viz.core.predictors import default_model, default_model_reason
+
+    session.logger.info("dynaprot: commands 'dynaprot' and 'dynaprot coupling' registered; "
+                        f"default model {default_model()}: {default_model_reason()}")
     return True
 
 

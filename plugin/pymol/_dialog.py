@@ -53,6 +53,8 @@ class DynaProtDialog(QtWidgets.QDialog):
         self.model = QtWidgets.QComboBox()
         self.model.addItems(available_models())
         self.model.setCurrentText(default_model())
+        names = available_models()
+        self.model.setToolTip(f"default {names.default}: {names.reason}")
         self.probability = QtWidgets.QDoubleSpinBox(decimals=2, minimum=0.01, maximum=0.99, singleStep=0.05)
         self.probability.setValue(0.5)
         self.samples = QtWidgets.QSpinBox(minimum=0, maximum=500)

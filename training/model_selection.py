@@ -1,0 +1,204 @@
+"""Which model is the default: the held-out evaluation shipped with the package.
+
+    python -m dynaprot_viz.training.model_selection            # -> dynaprot_viz/weights/model-selection.json
+    python -m dynaprot_viz.training.model_selection --check    # recompute, compare, write nothing
+
+Every entry point (``predict``, the CLI, the widget, the page, the figure, the
+plugins) uses :func:`dynaprot_viz.core.predictors.default_model`, which applies
+:func:`~dynaprot_viz.core.predictors.select_default` to the ``sets`` this module
+writes: per held-out set, the median over proteins of the RMSF Pearson r of each
+registered model.  A learned model becomes the default only when it beats ANM on
+every set; otherwise ANM stays the default.
+
+Held-out sets (never trained on; each one is used only when its data is present):
+
+``mdcath-7``
+    The seven mdCATH domains of ``../shared/data/mdcath_rmsf`` (explicit-solvent MD,
+    320 K, mean of five replicas; :func:`~.evaluate.evaluate_mdcath_rmsf`).
+``campaign-heldout``
+    The campaign chains held out by ``training/configs/campaign.yaml``'s ``val_keys``
+    (our implicit-solvent MD; store from ``datasets/campaign/build_store.py``).
+``dance-test``
+    The ten proteins of the DANCE test split (``../shared/data/dance``): RMSF of the
+    experimental conformer ensemble, the reference conformer as input
+    (:mod:`~.ensembles`).
+
+The file also records the SHA-256 of every shipped weights file it evaluated, so a
+test can tell when weights changed without the evaluation being rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import math
+import sys
+import warnings
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from dynaprot_viz.core.predictors import (BASELINE_MODEL, MODEL_SELECTION_FILE, available_models,
+                                          select_default)
+
+__all__ = ["held_out_sets", "build_selection", "weights_digests", "main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+#: shipped weights files whose digests the selection records
+WEIGHTS_FILES = {"dynaprot": "dynaprot-preview.safetensors", "resaxial": "resaxial-preview.safetensors"}
+
+
+def _shared_data() -> Path | None:
+    for base in (Path.cwd(), ROOT):
+        cand = (base / ".." / "shared" / "data").resolve()
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def weights_digests() -> dict:
+    """``{model: sha256 hex}`` of the shipped weights files present in the package."""
+    out = {}
+    for model, name in WEIGHTS_FILES.items():
+        ref = resources.files("dynaprot_viz.weights").joinpath(name)
+        try:
+            out[model] = hashlib.sha256(ref.read_bytes()).hexdigest()
+        except (FileNotFoundError, OSError):
+            continue
+    return out
+
+
+def _median(values) -> float:
+    v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    return float(np.median(v)) if v.size else math.nan
+
+
+def _summary(per_protein: dict, models) -> dict:
+    """``{"n": proteins, "models": {m: median r}, "per_protein": {key: {m: r}}}``."""
+    return {
+        "n": len(per_protein),
+        "models": {m: _median([row.get(m) for row in per_protein.values()]) for m in models},
+        "per_protein": per_protein,
+    }
+
+
+def mdcath7_set(models, folder=None) -> dict | None:
+    """RMSF r on the seven held-out mdCATH domains, or None without the data."""
+    from .evaluate import default_mdcath_rmsf_dir, evaluate_mdcath_rmsf
+
+    folder = folder or default_mdcath_rmsf_dir()
+    if folder is None:
+        return None
+    per: dict = {}
+    for row in evaluate_mdcath_rmsf(folder, models):
+        per.setdefault(row["domain"], {})[row["model"]] = row["rmsf_r"]
+    return _summary(per, models)
+
+
+def campaign_set(models, store=None, config=None) -> dict | None:
+    """RMSF r on the campaign's held-out chains (``val_keys``), or None without the store."""
+    import yaml
+
+    from .evaluate import evaluate
+
+    store = Path(store or ROOT / "runs" / "campaign" / "labels.h5")
+    config = Path(config or ROOT / "training" / "configs" / "campaign.yaml")
+    if not store.exists():
+        return None
+    keys = yaml.safe_load(config.read_text()).get("val_keys") or []
+    if not keys:
+        return None
+    res = evaluate(store, models, keys=keys, n_samples=0, progress=False)
+    per: dict = {}
+    for row in res.rows:
+        per.setdefault(row["key"], {})[row["model"]] = row["rmsf_r"]
+    return _summary(per, models)
+
+
+def dance_test_set(models, folder=None) -> dict | None:
+    """RMSF r against the DANCE test ensembles (reference conformer as input), or None."""
+    try:
+        from .ensembles import dance_rmsf_cases
+    except ImportError:
+        return None
+    if folder is None:
+        shared = _shared_data()
+        folder = shared / "dance" if shared is not None else None
+    if folder is None or not Path(folder).is_dir():
+        return None
+    from dynaprot_viz.core.metrics import rmsf_pearson
+    from dynaprot_viz.core.predictors import get_predictor
+
+    per: dict = {}
+    for key, chain, true_rmsf in dance_rmsf_cases(folder, split="test"):
+        per[key] = {}
+        for m in models:
+            try:
+                per[key][m] = float(rmsf_pearson(get_predictor(m)(chain).rmsf, true_rmsf))
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as exc:  # one protein must not stop the selection
+                warnings.warn(f"{m} on DANCE {key} failed: {exc}", stacklevel=2)
+                per[key][m] = math.nan
+    return _summary(per, models)
+
+
+def held_out_sets(models=None, *, campaign_store=None) -> dict:
+    """``{set name: summary}`` for every held-out set whose data is present."""
+    models = list(models or available_models())
+    sets = {}
+    for name, fn in (("mdcath-7", lambda: mdcath7_set(models)),
+                     ("campaign-heldout", lambda: campaign_set(models, campaign_store)),
+                     ("dance-test", lambda: dance_test_set(models))):
+        got = fn()
+        if got is not None:
+            sets[name] = got
+        else:
+            warnings.warn(f"held-out set {name}: data not present, left out", stacklevel=2)
+    return sets
+
+
+def build_selection(models=None, *, campaign_store=None) -> dict:
+    """The content of ``model-selection.json``: sets, the chosen default and why."""
+    sets = held_out_sets(models, campaign_store=campaign_store)
+    default, reason = select_default(sets, BASELINE_MODEL)
+    return {
+        "format": "dynaprot-viz-model-selection",
+        "metric": "median over held-out proteins of the Pearson r of per-residue RMSF",
+        "rule": "a learned model is the default only when its median beats ANM's on every set",
+        "default": default,
+        "reason": reason,
+        "sets": sets,
+        "weights_sha256": weights_digests(),
+        "command": "python -m dynaprot_viz.training.model_selection",
+        "date": _dt.date.today().isoformat(),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=str(ROOT / "dynaprot_viz" / "weights" / MODEL_SELECTION_FILE))
+    p.add_argument("--campaign-store", default=None, help="campaign label store (default runs/campaign/labels.h5)")
+    p.add_argument("--check", action="store_true", help="recompute and compare with --out; write nothing")
+    args = p.parse_args(argv)
+    sel = build_selection(campaign_store=args.campaign_store)
+    for name, s in sel["sets"].items():
+        print(f"{name} ({s['n']} proteins): " + ", ".join(f"{m} {v:.3f}" for m, v in s["models"].items()))
+    print(f"default: {sel['default']} - {sel['reason']}")
+    if args.check:
+        old = json.loads(Path(args.out).read_text())
+        same = old.get("default") == sel["default"]
+        print("unchanged default" if same else f"default changed: {old.get('default')} -> {sel['default']}")
+        return 0 if same else 1
+    from dynaprot_viz._io import atomic_write_text
+
+    atomic_write_text(args.out, json.dumps(sel, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
