@@ -35,6 +35,8 @@ __all__ = [
     "select_default",
     "model_selection",
     "resolve_model",
+    "accepts_option",
+    "accepted_options",
     "BASELINE_MODEL",
     "MODEL_SELECTION_FILE",
 ]
@@ -204,6 +206,25 @@ def default_model() -> str:
 def default_model_reason() -> str:
     """One line: why :func:`default_model` is the default (the held-out medians)."""
     return _default()[1]
+
+
+def accepts_option(model: str, option: str) -> bool:
+    """Whether the predictor ``model`` takes the keyword ``option`` (e.g. ``weights``)."""
+    import inspect
+
+    try:
+        return option in inspect.signature(get_predictor(model)).parameters
+    except ImportError:  # a learned model without torch installed
+        return False
+
+
+def accepted_options(model: str, options: dict) -> dict:
+    """``options`` less those that ``model`` does not take but another registered
+    predictor does: a viewer that switches models keeps, e.g., ``weights`` for the
+    learned ones without passing it to ANM.  An option no predictor takes (a typo) is
+    kept, so the predictor refuses it instead of it being ignored."""
+    return {k: v for k, v in options.items()
+            if accepts_option(model, k) or not any(accepts_option(m, k) for m in _REGISTRY)}
 
 
 def resolve_model(model) -> str:

@@ -70,6 +70,9 @@ class ViewerOptions:
         Chain to predict; None: the first protein chain of the selection.
     seed : int
         Random seed of the ensemble.
+    weights : str or None
+        Learned models only: a weights file from ``dynaprot-viz train --export``
+        instead of the shipped weights.
     """
 
     model: str
@@ -78,13 +81,15 @@ class ViewerOptions:
     palette: str = ""
     chain: str | None = None
     seed: int = 0
+    weights: str | None = None
 
 
 def _text(value) -> str:
     return "" if value is None else str(value).strip()
 
 
-def parse_options(model=None, probability=0.5, samples=0, palette="", chain=None, seed=0) -> ViewerOptions:
+def parse_options(model=None, probability=0.5, samples=0, palette="", chain=None, seed=0,
+                  weights=None) -> ViewerOptions:
     """Check the command's options; strings are accepted for every argument.
 
     Raises
@@ -115,7 +120,15 @@ def parse_options(model=None, probability=0.5, samples=0, palette="", chain=None
     except ValueError:
         raise InputError(f"seed must be an integer, got {seed!r}") from None
     ch = _text(chain) or None
-    return ViewerOptions(model=name, probability=p, samples=k, palette=_text(palette), chain=ch, seed=s)
+    w = _text(weights) or None
+    if w is not None:
+        from ..core.predictors import accepts_option
+
+        if not accepts_option(name, "weights"):
+            raise InputError(f"weights apply only to the learned models (dynaprot, resaxial), not to {name}")
+        if not os.path.isfile(w):
+            raise InputError(f"weights file {w!r} not found")
+    return ViewerOptions(model=name, probability=p, samples=k, palette=_text(palette), chain=ch, seed=s, weights=w)
 
 
 def residue_index(dynamics) -> dict:
@@ -176,6 +189,8 @@ def compute(pdb_text: str, options: ViewerOptions) -> PredictionResult:
         with open(src, "w", encoding="utf-8") as fh:
             fh.write(pdb_text)
         extra = {"scale": "relative"} if options.model == "anm" else {}
+        if options.weights:
+            extra["weights"] = options.weights
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             dyn = predict(src, model=options.model, chain=options.chain, **extra)

@@ -142,3 +142,51 @@ def test_widget_menu_marks_the_default():
     labels = dict(app._model.options)
     assert labels[f"{default_model()} (default)"] == default_model()
     assert default_model_reason() in app._model.tooltip
+
+
+# ---------------------------------------------------------------- --weights (issue 13.10)
+
+WEIGHTS = ROOT / "dynaprot_viz" / "weights"
+
+
+def test_cli_weights_file_is_used_and_checked(tmp_path):
+    """--weights FILE (a train --export output) reaches the learned predictor."""
+    pytest.importorskip("torch")
+    own = tmp_path / "mine.safetensors"
+    own.write_bytes((WEIGHTS / "resaxial-preview.safetensors").read_bytes())
+    own.with_suffix(".json").write_text((WEIGHTS / "resaxial-preview.json").read_text())
+    res = _cli("predict", str(UBQ), "--model", "resaxial", "--weights", str(own), "--out", str(tmp_path / "a"))
+    assert res.returncode == 0, res.stderr
+    shipped = dv.predict(UBQ, model="resaxial")
+    got = dv.Dynamics.load(tmp_path / "a" / "1ubi.dynamics.npz")
+    np.testing.assert_allclose(got.marginals, shipped.marginals, rtol=1e-6, atol=1e-9)
+    for args, message in (
+        (("--model", "anm", "--weights", str(own)), "--weights applies only to the learned models"),
+        (("--model", "resaxial", "--weights", str(tmp_path / "none.safetensors")), "no such file"),
+        (("--model", "dynaprot", "--weights", str(own)), "not DynaProt weights"),
+    ):
+        out = tmp_path / "bad"
+        res = _cli("predict", str(UBQ), *args, "--out", str(out))
+        assert res.returncode == 2 and message in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+        assert not out.exists()
+
+
+def test_viewer_options_take_weights(tmp_path):
+    from dynaprot_viz.core.errors import InputError
+    from dynaprot_viz.plugin.options import parse_options
+
+    w = WEIGHTS / "dynaprot-preview.safetensors"
+    assert parse_options("dynaprot", weights=str(w)).weights == str(w)
+    with pytest.raises(InputError, match="only to the learned models"):
+        parse_options("anm", weights=str(w))
+    with pytest.raises(InputError, match="not found"):
+        parse_options("dynaprot", weights=str(tmp_path / "x.safetensors"))
+
+
+def test_widget_keeps_weights_for_learned_models_only():
+    from dynaprot_viz.core.predictors import accepted_options
+
+    opts = {"weights": "w.safetensors", "cutoff": 12.0, "typo_option": 1}
+    assert accepted_options("anm", opts) == {"cutoff": 12.0, "typo_option": 1}
+    assert accepted_options("dynaprot", opts) == {"weights": "w.safetensors", "typo_option": 1}

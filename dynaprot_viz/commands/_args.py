@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "float_between", "model_help"]
+__all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "float_between", "model_help",
+           "add_weights_argument", "predictor_options"]
 
 
 def model_help() -> str:
@@ -41,3 +42,48 @@ def float_between(lo: float, hi: float, what: str = "value", inclusive: bool = T
     if inclusive:
         return _number(float, lambda v: lo <= v <= hi, f"{what} between {lo:g} and {hi:g}")
     return _number(float, lambda v: lo < v < hi, f"{what} in ({lo:g}, {hi:g})")
+
+
+def add_weights_argument(p) -> None:
+    """``--weights FILE``: a ``train --export`` output instead of the shipped weights."""
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="learned models only: weights file (.safetensors, its .json beside it) from "
+                        "`dynaprot-viz train --export`, instead of the shipped weights")
+
+
+def predictor_options(args) -> dict:
+    """Options for the predictor ``args.model`` (already resolved) from the command's flags.
+
+    ``--anm-scale`` goes to ANM only; ``--device`` and ``--weights`` to the predictors
+    that take them (the learned models).  A flag the chosen model cannot use is refused
+    in one line, and a ``--weights`` file that does not exist is refused before any work.
+    """
+    import inspect
+    from pathlib import Path
+
+    from ..core.errors import InputError
+    from ..core.predictors import get_predictor
+
+    model = args.model
+    options = {}
+    scale = getattr(args, "anm_scale", None)
+    if scale is not None:
+        if model == "anm":
+            options["scale"] = scale
+        elif scale != "relative":
+            raise InputError("--anm-scale applies only to --model anm")
+    accepted = inspect.signature(get_predictor(model)).parameters
+    for name in ("device", "weights"):
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if name not in accepted:
+            raise InputError(f"--{name} applies only to the learned models (dynaprot, resaxial), "
+                             f"not to --model {model}")
+        if name == "weights":
+            path = Path(value)
+            if not path.is_file():
+                raise InputError(f"--weights {path}: no such file")
+            value = path
+        options[name] = value
+    return options

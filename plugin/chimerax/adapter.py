@@ -75,7 +75,7 @@ def structure_pdb_text(structure) -> str:
     model = gemmi.Model("1")
     chains: dict[str, gemmi.Chain] = {}
     for res in structure.residues:
-        cid = str(res.chain_id)
+        cid = str(res.chain_id).strip()  # a blank id may come as " "; gemmi reads it back as ""
         if cid not in chains:
             chains[cid] = gemmi.Chain(cid)
         gr = gemmi.Residue()
@@ -102,10 +102,10 @@ def _structure_name(structure) -> str:
 
 
 def dynaprot(session, structures, model=None, chain=None, probability=0.5, samples=DEFAULT_SAMPLES,
-             palette=DEFAULT_PALETTE, seed=0):
+             palette=DEFAULT_PALETTE, seed=0, weights=None):
     """``dynaprot`` command: predict and show dynamics of each given structure (one chain each)."""
     try:
-        opts = parse_options(model, probability, samples, palette, chain=chain, seed=seed)
+        opts = parse_options(model, probability, samples, palette, chain=chain, seed=seed, weights=weights)
         check_palette(opts.palette)
     except InputError as exc:
         raise _user_error(f"dynaprot: {exc}") from None
@@ -120,7 +120,7 @@ def _one_structure(session, s, opts):
     result = compute(structure_pdb_text(s), opts)
     dyn = result.dynamics
     spec = s.atomspec
-    by_key = {(str(r.chain_id), int(r.number), str(r.insertion_code).strip()): r for r in s.residues}
+    by_key = {(str(r.chain_id).strip(), int(r.number), str(r.insertion_code).strip()): r for r in s.residues}
     u6 = anisou_from_marginals(dyn.marginals).astype(np.float32)
     missing = []
     for (chain, number, icode), i in residue_index(dyn).items():
@@ -174,7 +174,7 @@ def dynaprot_coupling(session, residues, palette=COUPLING_PALETTE):
     if result is None:
         raise _user_error(f"dynaprot coupling: run 'dynaprot {spec}' first")
     dyn = result.dynamics
-    i = residue_index(dyn).get((str(res.chain_id), int(res.number), str(res.insertion_code).strip()))
+    i = residue_index(dyn).get((str(res.chain_id).strip(), int(res.number), str(res.insertion_code).strip()))
     if i is None:
         raise _user_error(f"dynaprot coupling: residue {res} is not part of the prediction")
     try:
@@ -202,7 +202,7 @@ def command_descriptions() -> dict:
         "dynaprot": (CmdDesc(
             required=[("structures", AtomicStructuresArg)],
             keyword=[("model", StringArg), ("chain", StringArg), ("probability", FloatArg),
-                     ("samples", IntArg), ("palette", StringArg), ("seed", IntArg)],
+                     ("samples", IntArg), ("palette", StringArg), ("seed", IntArg), ("weights", StringArg)],
             synopsis="predict residue dynamics: RMSF colours, ellipsoids, ensemble, pockets",
         ), dynaprot),
         "dynaprot coupling": (CmdDesc(
