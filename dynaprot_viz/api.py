@@ -7,7 +7,15 @@ from .core.gaussian import Dynamics
 from .core.predictors import get_predictor, resolve_model
 from .core.structure import ProteinChain, load_chain
 
-__all__ = ["predict", "as_chain"]
+__all__ = ["predict", "as_chain", "MIN_RESIDUES", "WARN_RESIDUES"]
+
+#: below this many residues a chain is refused: 3N - 6 internal degrees of freedom of a
+#: handful of C-alpha atoms describe no protein motion any of the models can speak to
+MIN_RESIDUES = 5
+#: below this many residues a prediction is made with a warning: no model was trained or
+#: validated on chains this short (ANM's network is nearly fully connected, the learned
+#: models saw >= 34 residues)
+WARN_RESIDUES = 20
 
 
 def as_chain(source, chain: str | None = None) -> ProteinChain:
@@ -41,5 +49,16 @@ def predict(source, model: str | None = None, chain: str | None = None, **option
     Dynamics
         mean (N, 3) Å, marginals (N, 3, 3) Å², coupling (N, N) Å².
     """
+    import warnings
+
     predictor = get_predictor(resolve_model(model))
-    return predictor(as_chain(source, chain), **options)
+    protein = as_chain(source, chain)
+    n = len(protein)
+    if n < MIN_RESIDUES:
+        raise InputError(f"{protein.source}: chain {protein.chain_id!r} has {n} residues; dynamics need at "
+                         f"least {MIN_RESIDUES} (a peptide this short has no protein-like motion to predict)")
+    if n < WARN_RESIDUES:
+        warnings.warn(f"{protein.source}: chain {protein.chain_id!r} has only {n} residues; predictions below "
+                      f"{WARN_RESIDUES} residues are rough (no model was validated on chains this short)",
+                      stacklevel=2)
+    return predictor(protein, **options)

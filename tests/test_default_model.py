@@ -190,3 +190,42 @@ def test_widget_keeps_weights_for_learned_models_only():
     opts = {"weights": "w.safetensors", "cutoff": 12.0, "typo_option": 1}
     assert accepted_options("anm", opts) == {"cutoff": 12.0, "typo_option": 1}
     assert accepted_options("dynaprot", opts) == {"weights": "w.safetensors", "typo_option": 1}
+
+
+# ---------------------------------------------------------------- short chains, --samples 0 (issue 13.9)
+
+
+def _fragment(tmp_path, n):
+    """The first n residues of 1ubi, a real structure cut short."""
+    import gemmi
+
+    st = gemmi.read_structure(str(UBQ))
+    st.setup_entities()
+    ch = st[0][0]
+    for i in range(len(ch) - 1, n - 1, -1):
+        del ch[i]
+    st.remove_ligands_and_waters()
+    path = tmp_path / f"frag{n}.pdb"
+    st.write_pdb(str(path))
+    return path
+
+
+def test_short_chains_warn_and_tiny_ones_are_refused(tmp_path):
+    from dynaprot_viz.core.errors import InputError
+
+    with pytest.warns(UserWarning, match="only 12 residues"):
+        assert dv.predict(_fragment(tmp_path, 12)).n_residues == 12
+    with pytest.raises(InputError, match="has 4 residues; dynamics need at least 5"):
+        dv.predict(_fragment(tmp_path, 4))
+    res = _cli("predict", str(_fragment(tmp_path, 4)), "--out", str(tmp_path / "o4"))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o4").exists()
+
+
+def test_samples_zero_means_none_in_predict_and_view(tmp_path):
+    res = _cli("predict", str(UBQ), "--samples", "0", "--out", str(tmp_path / "p"))
+    assert res.returncode == 0, res.stderr
+    assert not (tmp_path / "p" / "1ubi.ensemble.pdb").exists()
+    for cmd in (("predict", str(UBQ), "--out", str(tmp_path / "q")), ("view", str(UBQ), "--html", str(tmp_path / "v.html"))):
+        bad = _cli(*cmd, "--samples", "-1")
+        assert bad.returncode == 2 and "an integer >= 0" in bad.stderr
