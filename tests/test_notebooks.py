@@ -32,7 +32,9 @@ pytestmark = pytest.mark.skipif(os.environ.get("DYNAPROT_VIZ_SKIP_NOTEBOOKS") ==
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 KERNEL_NAME = "dynaprot-viz-test-python"
-CELL_TIMEOUT_S = 120
+#: no cell of the examples needs more than a few seconds (whole notebooks run in under
+#: 30 s on the 2-core CI machine); a cell that waits longer is a hang, not slowness
+CELL_TIMEOUT_S = 45
 STARTUP_TIMEOUT_S = 90
 
 #: per notebook: modules it needs beyond the test extra, texts its stdout must hold,
