@@ -107,19 +107,31 @@ def count_parameters(module: nn.Module) -> int:
 # ----------------------------------------------------------------------------- inputs
 
 
-def featurize_arrays(sequence: str, backbone: np.ndarray) -> dict:
+def featurize_arrays(sequence: str, backbone: np.ndarray, frames=None) -> dict:
     """Model inputs of one chain as float64/long tensors (no batch axis).
 
     sequence : str of N one-letter codes; backbone : (N, 3, 3) Å [N, CA, C], finite.
+    frames : (rotations (N, 3, 3), translations (N, 3) Å), optional
+        Frames to use instead of those of ``backbone`` (e.g. approximate ones from
+        :func:`~dynaprot_viz.core.structure.frames_for_model`); ``backbone`` may
+        then hold NaN for N and C.
     """
     from ..structure import local_frames
 
     bb = np.asarray(backbone, dtype=np.float64)
     if bb.ndim != 3 or bb.shape[1:] != (3, 3) or len(sequence) != bb.shape[0]:
         raise ValueError(f"backbone must have shape ({len(sequence)}, 3, 3), got {bb.shape}")
-    if not np.all(np.isfinite(bb)):
-        raise ValueError("backbone has missing (NaN) N or C atoms; DynaProt needs full N, CA, C")
-    rot, trans = local_frames(bb[:, 0], bb[:, 1], bb[:, 2])
+    if frames is not None:
+        rot, trans = (np.asarray(x, dtype=np.float64) for x in frames)
+        if rot.shape != (len(sequence), 3, 3) or trans.shape != (len(sequence), 3):
+            raise ValueError(f"frames must have shapes ({len(sequence)}, 3, 3) and ({len(sequence)}, 3), "
+                             f"got {rot.shape} and {trans.shape}")
+        if not (np.all(np.isfinite(rot)) and np.all(np.isfinite(trans))):
+            raise ValueError("frames are not all finite")
+    else:
+        if not np.all(np.isfinite(bb)):
+            raise ValueError("backbone has missing (NaN) N or C atoms; DynaProt needs full N, CA, C")
+        rot, trans = local_frames(bb[:, 0], bb[:, 1], bb[:, 2])
     n = len(sequence)
     return {
         "aatype": torch.tensor([_AA_INDEX.get(a, 20) for a in sequence.upper()], dtype=torch.long),
@@ -130,10 +142,17 @@ def featurize_arrays(sequence: str, backbone: np.ndarray) -> dict:
     }
 
 
-def featurize(chain) -> dict:
-    """Model inputs of a :class:`~dynaprot_viz.core.structure.ProteinChain` (see module doc)."""
-    chain.frames()  # raises InputError naming the residues without N or C
-    return featurize_arrays(chain.sequence, chain.backbone)
+def featurize(chain, frames=None) -> dict:
+    """Model inputs of a :class:`~dynaprot_viz.core.structure.ProteinChain` (see module doc).
+
+    frames : (rotations (N, 3, 3), translations (N, 3) Å), optional
+        Default ``chain.frames()`` (exact; InputError naming the residues without N
+        or C).  The predictor passes ``frames_for_model(chain)``, which falls back to
+        approximate frames from the C-alpha trace for those residues.
+    """
+    if frames is None:
+        frames = chain.frames()  # raises InputError naming the residues without N or C
+    return featurize_arrays(chain.sequence, chain.backbone, frames=frames)
 
 
 def collate(items: list[dict]) -> dict:

@@ -23,6 +23,7 @@ import torch
 
 from ..errors import InputError
 from ..gaussian import Dynamics
+from ..structure import frames_for_model
 from .dynaprot import DynaProt, DynaProtConfig, collate, featurize
 
 __all__ = ["predict_dynaprot", "load_dynaprot", "default_weights", "resolve_device", "DEFAULT_WEIGHTS"]
@@ -91,7 +92,10 @@ def load_dynaprot(weights=None, device="cpu") -> DynaProt:
             use_m, use_j = meta.get("use_m", "True") == "True", meta.get("use_j", "True") == "True"
         else:
             raise InputError(f"{path}: no model config ({cfg_path.name} missing and none in the file)")
-        model = DynaProt(DynaProtConfig.from_dict(model_cfg), use_m=use_m, use_j=use_j)
+        try:
+            model = DynaProt(DynaProtConfig.from_dict(model_cfg), use_m=use_m, use_j=use_j)
+        except (ValueError, KeyError, TypeError) as exc:  # e.g. ResAxial weights given to DynaProt
+            raise InputError(f"{path}: not DynaProt weights ({' '.join(str(exc).split())[:160]})") from None
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise InputError(f"{path}: weights do not match the model config "
@@ -136,7 +140,10 @@ def predict_dynaprot(chain, device=None, weights=None, max_residues: int = MAX_R
     Parameters
     ----------
     chain : ProteinChain
-        Needs N, CA and C for every residue.
+        Residues with N, CA and C use their exact frames; residues lacking N or C
+        (C-alpha-only files, coarse models) get approximate frames built from the
+        C-alpha trace (:func:`~dynaprot_viz.core.structure.frames_for_model`, one
+        UserWarning saying how many; accuracy in :mod:`dynaprot_viz.core.ca_trace`).
     device : {"cpu", "cuda", "cuda:K", None}
         None (default): CUDA when available, else CPU.
     weights : path, optional
@@ -160,7 +167,8 @@ def predict_dynaprot(chain, device=None, weights=None, max_residues: int = MAX_R
     n = len(chain)
     if n < 2:
         raise InputError(f"{chain.source}: DynaProt needs at least 2 residues, got {n}")
-    batch = collate([featurize(chain)])
+    frames = frames_for_model(chain, "DynaProt")  # warns once when residues lack N or C
+    batch = collate([featurize(chain, frames=frames)])
     batch = {k: (v.to(dev, torch.float32) if v.is_floating_point() else v.to(dev)) for k, v in batch.items()}
     with torch.inference_mode():
         out = model(batch, chunk_size=CHUNK_SIZE if n > CHUNK_ABOVE else None)

@@ -174,7 +174,10 @@ def predict_resaxial(chain: ProteinChain, device=None, weights=None, embeddings=
     ----------
     chain : ProteinChain
         Only its C-alpha coordinates (N, 3) Å are used (distances: the output is
-        invariant to rotating and translating the input).
+        invariant to rotating and translating the input).  ResAxial reads no
+        residue frames, so a C-alpha-only chain (or one whose residues lack N or C)
+        gives exactly the prediction of the full-backbone chain, with no
+        approximation and no warning.
     device : str or torch.device, optional
         Default CPU.
     weights : path or ResAxial, optional
