@@ -74,7 +74,7 @@ def _one(method, n, threads):
 
         torch.set_num_threads(threads)
     if method.startswith("dynaprot"):
-        from dynaprot_viz.core.models.predictor import default_weights, predict_dynaprot
+        from dynaprot_viz.core.models.dynaprot.predictor import default_weights, predict_dynaprot
 
         w = default_weights()
         if not w.exists():
@@ -94,7 +94,7 @@ def _one(method, n, threads):
             if method == "dynaprot+samples":
                 dyn.sample(N_SAMPLES, seed=0)
     elif method == "resaxial":
-        from dynaprot_viz.core.models.resaxial_predictor import predict_resaxial
+        from dynaprot_viz.core.models.resaxial.predictor import predict_resaxial
 
         predict_resaxial(_chain(16), device="cpu")  # load + warm up
         base = _rss_mb()

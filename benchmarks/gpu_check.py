@@ -77,8 +77,8 @@ def inference() -> dict:
 
     from bench_models import _chain
     from dynaprot_viz.core.models.dynaprot import collate, featurize
-    from dynaprot_viz.core.models.predictor import CHUNK_ABOVE, CHUNK_SIZE, load_dynaprot
-    from dynaprot_viz.core.models.resaxial_predictor import predict_resaxial
+    from dynaprot_viz.core.models.dynaprot.predictor import CHUNK_ABOVE, CHUNK_SIZE, load_dynaprot
+    from dynaprot_viz.core.models.resaxial.predictor import predict_resaxial
 
     dev = torch.device("cuda")
     model = load_dynaprot(None, dev)

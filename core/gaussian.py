@@ -18,6 +18,7 @@ from .errors import InputError, ShapeError
 from .structure import Residue
 
 __all__ = [
+    "RELATIVE_SUFFIX",
     "Dynamics",
     "as_residues",
     "check_symmetric",
@@ -32,6 +33,8 @@ __all__ = [
 
 #: B = (8 pi^2 / 3) tr(Sigma_i): Å² of B-factor per Å² of mean-square fluctuation
 BFACTOR_PER_MSF = 8.0 * np.pi**2 / 3.0
+#: a model_name ending in this marks amplitudes in relative units (e.g. "anm-relative")
+RELATIVE_SUFFIX = "-relative"
 #: PDB ANISOU records hold U (Å²) times 10^4 as integers
 ANISOU_SCALE = 1.0e4
 
@@ -192,6 +195,23 @@ class Dynamics:
     def rmsf(self) -> np.ndarray:
         """RMSF_i = sqrt(tr Sigma_i), shape (N,), Å."""
         return np.sqrt(np.trace(self.marginals, axis1=1, axis2=2))
+
+    @property
+    def relative_units(self) -> bool:
+        """True when the amplitudes are relative (ANM's kT/gamma without calibration),
+        marked by a ``model_name`` ending in ``"-relative"``; then only the profile's
+        shape, not its size, means something."""
+        return self.model_name.endswith(RELATIVE_SUFFIX)
+
+    @property
+    def rmsf_unit(self) -> str:
+        """The unit of :attr:`rmsf` for labels: ``"Å"`` or ``"relative, kT/γ"``."""
+        return "relative, kT/γ" if self.relative_units else "Å"
+
+    @property
+    def rmsf_label(self) -> str:
+        """Axis / legend label of the RMSF: ``"RMSF (Å)"`` or ``"RMSF (relative, kT/γ)"``."""
+        return f"RMSF ({self.rmsf_unit})"
 
     @property
     def bfactors(self) -> np.ndarray:
@@ -373,12 +393,14 @@ class Dynamics:
     def summary(self, top: int = 5) -> str:
         """A few lines for people: size, model, RMSF range, most mobile residues."""
         r = self.rmsf
+        unit = self.rmsf_unit
         order = np.argsort(-r)[:top]
         lines = [
             f"model {self.model_name}: {self.n_residues} residues, chain(s) "
             + ",".join(sorted({x.chain for x in self.residues})),
-            f"RMSF (Å): min {r.min():.2f}  median {np.median(r):.2f}  max {r.max():.2f}",
-            "most mobile: " + ", ".join(f"{self.residues[i].label()} ({r[i]:.2f} Å)" for i in order),
+            f"{self.rmsf_label}: min {r.min():.2f}  median {np.median(r):.2f}  max {r.max():.2f}",
+            "most mobile: " + ", ".join(f"{self.residues[i].label()} ({r[i]:.2f}{' ' + unit if unit == 'Å' else ''})"
+                                        for i in order),
         ]
         if self.isotropic:
             lines.append("note: isotropic model (no per-residue anisotropy)")

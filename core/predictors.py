@@ -250,10 +250,14 @@ register_predictor(
     "Anisotropic Network Model (C-alpha, 15 Å cutoff, gamma 1): physics baseline",
 )
 register_predictor(
-    "dynaprot", "dynaprot_viz.core.models.predictor:predict_dynaprot",
+    "dynaprot", "dynaprot_viz.core.models.dynaprot.predictor:predict_dynaprot",
     "DynaProt-M + J (IPA on backbone frames, learned from MD): anisotropic marginals and coupling",
 )
 register_predictor(
-    "resaxial", "dynaprot_viz.core.models.resaxial_predictor:predict_resaxial",
+    "resaxial", "dynaprot_viz.core.models.resaxial.predictor:predict_resaxial",
     "ResAxial (U-Net + axial attention on the distance map): RMSF + correlation, isotropic",
+)
+register_predictor(
+    "anm-gbm", "dynaprot_viz.core.models.anm_gbm:predict_anm_gbm",
+    "ANM rescaled per residue by gradient-boosted trees learned from mdCATH MD: RMSF in Å at 320 K, ANM's shapes and correlations",
 )

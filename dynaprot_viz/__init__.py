@@ -17,6 +17,7 @@ from .core.structure import ProteinChain, Residue, load_chain
 from .export import write_annotated, write_ensemble
 from .figure import make_figure
 from .widget import view
+from .batch import open_store, predict_many  # dask/zarr/pandas imported on first use (`batch` extra)
 
 __all__ = [
     "Dynamics",
@@ -31,7 +32,9 @@ __all__ = [
     "find_pockets",
     "load_chain",
     "make_figure",
+    "open_store",
     "predict",
+    "predict_many",
     "register_predictor",
     "view",
     "write_annotated",

@@ -76,7 +76,8 @@ def pdb_string(st) -> str:
     return st.make_pdb_string()
 
 _PDB_BFACTOR_MAX = 999.99  # the PDB B-factor column is %6.2f
-_PDB_ANISOU_MAX = 9_999_999  # 7 columns of integers
+_PDB_ANISOU_MAX = 9_999_999  # 7 columns of integers (U x 10^4)
+_PDB_ANISOU_MIN_ABS = 999_999  # a negative value spends one column on the sign
 
 
 def remark_lines(dynamics: Dynamics, extra: str = "", anisou_on: str = "C-alpha atoms") -> list[str]:
@@ -170,21 +171,75 @@ def annotated_structure(dynamics: Dynamics, source, whole_residue_anisou: bool =
     return out
 
 
-def _check_pdb_ranges(dynamics: Dynamics) -> None:
-    if dynamics.bfactors.max() > _PDB_BFACTOR_MAX:
-        raise InputError(
-            f"B-factors up to {dynamics.bfactors.max():.0f} Å² do not fit the PDB format's B column "
-            f"(max {_PDB_BFACTOR_MAX}); write mmCIF (.cif) or rescale the model"
-        )
-    u = np.abs(anisou_from_marginals(dynamics.marginals)) * ANISOU_SCALE
-    if u.max() > _PDB_ANISOU_MAX:
-        raise InputError("U values do not fit PDB ANISOU records; write mmCIF (.cif) instead")
+def _pdb_limits(dynamics: Dynamics):
+    """What the PDB columns cannot hold: B-factors above 999.99 Å² (``%6.2f``) and U
+    tensors with a component outside the 7-character ANISOU field (U x 10^4 as an
+    integer in ``-999999 .. 9999999``).
+
+    Returns
+    -------
+    b_over : ndarray of int
+        Indices of residues whose B-factor is capped at 999.99 Å².
+    u_scale : ndarray, shape (N,)
+        Factor (<= 1) applied to each residue's U tensor so that every component fits;
+        1 where it already does.  A uniform factor keeps the tensor positive definite
+        and the ellipsoid's shape and orientation (only its size shrinks).
+    """
+    b_over = np.flatnonzero(dynamics.bfactors > _PDB_BFACTOR_MAX)
+    u = anisou_from_marginals(dynamics.marginals) * ANISOU_SCALE  # (N, 6), Å² x 10^4
+    top = np.max(u, axis=1) / _PDB_ANISOU_MAX
+    bottom = -np.min(u, axis=1) / _PDB_ANISOU_MIN_ABS
+    need = np.maximum(np.maximum(top, bottom), 1.0)
+    return b_over, 1.0 / need
+
+
+def _labels(dynamics: Dynamics, idx, first: int = 3) -> str:
+    names = ", ".join(dynamics.residues[i].label().lstrip(":") for i in idx[:first])
+    return names + (f" and {len(idx) - first} more" if len(idx) > first else "")
+
+
+def _cap_for_pdb(st, dynamics: Dynamics) -> None:
+    """Cap what the PDB columns cannot hold in ``st`` (see :func:`_pdb_limits`), in place,
+    with one warning naming the residues; warn about U values that round to 0."""
+    b_over, u_scale = _pdb_limits(dynamics)
+    u_over = np.flatnonzero(u_scale < 1.0)
+    if len(b_over) or len(u_over):
+        for chain in st[0]:
+            for res in chain:
+                for a in res:
+                    if a.b_iso > _PDB_BFACTOR_MAX:
+                        a.b_iso = _PDB_BFACTOR_MAX
+                    if a.aniso.nonzero():
+                        u6 = np.array(a.aniso.elements_pdb(), dtype=np.float64) * ANISOU_SCALE
+                        f = min(1.0, _PDB_ANISOU_MAX / max(u6.max(), 1e-300),
+                                _PDB_ANISOU_MIN_ABS / max(-u6.min(), 1e-300))
+                        if f < 1.0:
+                            # rounds to integers of U x 10^4: shrink a hair more so rounding stays inside
+                            f *= 1.0 - 1e-6
+                            a.aniso = _smat(u6 * f / ANISOU_SCALE)
+        parts = []
+        if len(b_over):
+            parts.append(f"B-factors of {len(b_over)} residue(s) capped at {_PDB_BFACTOR_MAX} Å² "
+                         f"({_labels(dynamics, b_over)}; largest {dynamics.bfactors.max():.0f} Å²)")
+        if len(u_over):
+            parts.append(f"U tensors of {len(u_over)} residue(s) scaled down to fit ANISOU records "
+                         f"({_labels(dynamics, u_over)})")
+        warnings.warn("PDB output: " + " and ".join(parts) + "; the PDB columns cannot hold more: the "
+                      "uncapped values are in the .dynamics.npz and in mmCIF output (.cif; predict --cif)",
+                      stacklevel=3)
     diag = np.diagonal(dynamics.marginals, axis1=1, axis2=2) * ANISOU_SCALE
     if np.any(diag < 0.5):
         warnings.warn(
             "some U values are below 1e-4 Å² and round to 0 in PDB ANISOU records; "
             "ellipsoids of those residues will not be drawn", stacklevel=3,
         )
+
+
+def _smat(u6):
+    """A gemmi.SMat33f from U in PDB order U11 U22 U33 U12 U13 U23 (Å²)."""
+    import gemmi
+
+    return gemmi.SMat33f(*map(float, u6))
 
 
 def _format_of(path: Path) -> str:
@@ -214,14 +269,19 @@ def write_annotated(dynamics: Dynamics, source, path, whole_residue_anisou: bool
 
     The format follows the name: ``.pdb`` or ``.cif`` (``.gz`` not supported
     for output).  Returns the path.
+
+    mmCIF holds every value as predicted.  PDB's fixed columns cannot: B-factors
+    above 999.99 Å² are written as 999.99 and U tensors with a component outside
+    the ANISOU field (U x 10^4 in 7 characters) are scaled down to fit, with one
+    warning naming the residues; the true values stay in the ``.npz`` and in mmCIF.
     """
     path = Path(path)
     fmt = _format_of(path)
     if path.name.lower().endswith(".gz"):
         raise InputError(f"{path}: gzipped output is not supported; drop the .gz")
-    if fmt == "pdb":
-        _check_pdb_ranges(dynamics)
     st = annotated_structure(dynamics, source, whole_residue_anisou)
+    if fmt == "pdb":
+        _cap_for_pdb(st, dynamics)
     scope = "all atoms of residue i" if whole_residue_anisou else "C-alpha atoms"
     return atomic_write_text(path, _structure_text(st, fmt, remark_lines(dynamics, anisou_on=scope), dynamics))
 

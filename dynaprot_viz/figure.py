@@ -438,7 +438,8 @@ def make_figure(
             data, cm, lim, unit = dynamics.correlation, "RdBu_r", (-1.0, 1.0), "correlation $\\tilde C_{ij}$ (DCCM, unitless)"
         else:
             m = float(np.abs(dynamics.coupling).max())
-            data, cm, lim, unit = dynamics.coupling, "RdBu_r", (-m, m), "coupling $C_{ij}$ (Å$^2$)"
+            cu = "relative, kT/γ" if dynamics.relative_units else "Å$^2$"
+            data, cm, lim, unit = dynamics.coupling, "RdBu_r", (-m, m), f"coupling $C_{{ij}}$ ({cu})"
         im = ax_c.imshow(data, cmap=cm, vmin=lim[0], vmax=lim[1], origin="lower", interpolation="nearest",
                          aspect="equal", extent=(-0.5, n - 0.5, -0.5, n - 0.5), rasterized=True)
         cb = fig.colorbar(im, ax=ax_c, shrink=0.85, pad=0.02)
@@ -483,7 +484,7 @@ def make_figure(
         ax_r.xaxis.set_major_formatter(_index_formatter(labels))
         ax_r.xaxis.set_major_locator(_integer_locator(n, target=12))
         ax_r.set_xlabel("residue")
-        ax_r.set_ylabel("RMSF (Å)")
+        ax_r.set_ylabel(dynamics.rmsf_label)
         ax_r.set_title("c  flexibility" + ("  (shaded: pocket patches)" if pockets else ""),
                        loc="left", fontweight="bold")
 
@@ -549,7 +550,7 @@ def _structure_panel(fig, ax, dynamics, source, renderer, norm, colormap, probab
                 color="0.5")
     sm = ScalarMappable(norm=norm, cmap=colormap)
     cb = fig.colorbar(sm, ax=ax, shrink=0.7, pad=0.01, extend="max" if clipped else "neither")
-    cb.set_label("RMSF (Å)")
+    cb.set_label(dynamics.rmsf_label)
     cb.outline.set_linewidth(0.5)
     iso = " (isotropic: spheres)" if dynamics.isotropic else ""
     ax.text(0.0, 0.0, f"ellipsoids: p = {probability:g}; model {dynamics.model_name}{iso}",

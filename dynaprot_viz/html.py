@@ -33,7 +33,8 @@ from .core.gaussian import Dynamics
 from .core.pockets import find_pockets
 from .geometry import DEFAULT_PROBABILITY
 from .render.scene import build_scene, colormap_rgba, ensemble_text, structure_text
-from .render.threedmol import helper_js, mesh_spec, threedmol_js
+from .export import pdb_chain_name_map
+from .render.threedmol import helper_js, mesh_spec, threedmol_chain, threedmol_js
 from ._io import atomic_write_text
 
 __all__ = ["standalone_html", "write_html", "page_data"]
@@ -67,11 +68,13 @@ def page_data(dynamics: Dynamics, source=None, *, probability: float = DEFAULT_P
         })
     frames = dynamics.sample(int(n_samples), seed=seed, amplitude=amplitude) if n_samples else None
     rmsf = dynamics.rmsf
+    # chain ids as 3Dmol reads them from the page's PDB text (a blank chain is " ")
+    written = pdb_chain_name_map(r.chain for r in dynamics.residues)
     return {
         "model": dynamics.model_name,
         "n": dynamics.n_residues,
         "labels": [r.label() for r in dynamics.residues],
-        "chains": [r.chain for r in dynamics.residues],
+        "chains": [threedmol_chain(written[r.chain]) for r in dynamics.residues],
         "resi": [r.number for r in dynamics.residues],
         "rmsf": np.round(rmsf, 4).tolist(),
         "rmsfColors": scene.residue_hex(),
@@ -114,7 +117,7 @@ body { font: 13px sans-serif; margin: 10px; color: #222; }
    <label><input id="bounce" type="checkbox" checked> bounce</label> <span id="nsamp" class="muted"></span></div>
  </div>
  <div id="side">
-  <div class="muted">RMSF (Å)</div><canvas id="profile" width="360" height="70"></canvas>
+  <div class="muted">__RMSF_LABEL__</div><canvas id="profile" width="360" height="70"></canvas>
   <canvas id="heatmap" width="360" height="360" title="click a row: colour by correlation with that residue"></canvas>
   <div class="muted">correlation (DCCM), click to select a residue</div>
   <h4>Pocket candidates</h4><ol id="pockets"></ol>
@@ -250,7 +253,8 @@ def standalone_html(dynamics: Dynamics, source=None, *, title: str | None = None
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     out = _PAGE
     for key, value in (("__TITLE__", _html.escape(title)), ("__PROB__", f"{data['probability']:g}"),
-                       ("__VERSION__", __version__), ("__HELPER__", helper_js())):
+                       ("__VERSION__", __version__), ("__HELPER__", helper_js()),
+                       ("__RMSF_LABEL__", _html.escape(dynamics.rmsf_label))):
         out = out.replace(key, value)
     # the big pieces last, so that no placeholder text inside them is replaced
     head, _, tail = out.partition("__THREEDMOL__")

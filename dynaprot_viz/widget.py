@@ -110,7 +110,7 @@ def heatmap_figure(dynamics: Dynamics, selected: int | None = None, size: float 
                      interpolation="nearest", extent=(-0.5, n - 0.5, n - 0.5, -0.5), aspect="auto")
     fig.colorbar(im, cax=cax, label="correlation (DCCM)")
     ax_p.plot(np.arange(n), dynamics.rmsf, color="k", lw=1)
-    ax_p.set_ylabel("RMSF (Å)")
+    ax_p.set_ylabel(dynamics.rmsf_label)
     ax_p.tick_params(labelbottom=False)
     ax_h.set_xlabel("residue index")
     ax_h.set_ylabel("residue index")
@@ -161,7 +161,9 @@ class DynamicsApp:
         self._predict = predict
         self._predict_options = predict_options
         if isinstance(source_or_dynamics, Dynamics):
-            self.source = None
+            # source=: the structure file the dynamics came from, drawn as cartoon
+            # (a batch store entry: dv.view(store["1abc_A"], source=path)); else C-alpha only
+            self.source = predict_options.pop("source", None)
             self.model = source_or_dynamics.model_name
             self.chain = None
             self.chains = sorted({r.chain for r in source_or_dynamics.residues})
@@ -170,8 +172,7 @@ class DynamicsApp:
             from .core.structure import load_structure, protein_chain_names
 
             self.source = source_or_dynamics
-            models = available_models()
-            self.model = model or ("dynaprot" if "dynaprot" in models else models[0])
+            self.model = model or available_models().default
             try:
                 self.chains = protein_chain_names(load_structure(source_or_dynamics)) + [ALL_CHAINS]
             except TypeError:  # a ProteinChain
@@ -183,16 +184,20 @@ class DynamicsApp:
 
     # ------------------------------------------------------------------ data
     def _predict_chain(self, chain):
+        from .core.predictors import accepted_options
+
         if chain == ALL_CHAINS:
             names = [c for c in self.chains if c != ALL_CHAINS]
             parts = []
             for c in names:
                 try:
-                    parts.append(self._predict(self.source, model=self.model, chain=c, **self._predict_options))
+                    parts.append(self._predict(self.source, model=self.model, chain=c,
+                                                **accepted_options(self.model, self._predict_options)))
                 except InputError as exc:  # e.g. a 6-residue peptide chain
                     warnings.warn(f"chain {c} left out: {exc}", stacklevel=3)
             return stack_dynamics(parts)
-        return self._predict(self.source, model=self.model, chain=chain, **self._predict_options)
+        return self._predict(self.source, model=self.model, chain=chain,
+                             **accepted_options(self.model, self._predict_options))
 
     def _set_dynamics(self, dynamics: Dynamics):
         self.dynamics = dynamics
@@ -390,8 +395,11 @@ class DynamicsApp:
         self._cmap = w.Dropdown(description="colour map", options=list(COLORMAPS),
                                 value=self.cmap if self.cmap in COLORMAPS else COLORMAPS[0])
         models = available_models()
-        self._model = w.Dropdown(description="model", options=models if self.model in models else [self.model],
-                                 value=self.model, disabled=self.source is None)
+        labels = [(f"{m} (default)" if m == models.default else m, m)
+                  for m in (models if self.model in models else [self.model])]
+        self._model = w.Dropdown(description="model", options=labels, value=self.model,
+                                 disabled=self.source is None,
+                                 tooltip=f"default {models.default}: {models.reason}")
         self._chain = w.Dropdown(description="chain", options=[("first", None)] + [(c, c) for c in self.chains],
                                  value=self.chain, disabled=self.source is None)
         self._pockets = w.Select(description="pockets", options=[], rows=5, layout=w.Layout(width="480px"))
@@ -511,9 +519,12 @@ def view(source_or_dynamics, backend: str = "py3dmol", model: str | None = None,
     ----------
     source_or_dynamics : path, gemmi.Structure, ProteinChain or Dynamics
         A structure is predicted with ``model`` (:func:`dynaprot_viz.predict`).
+        With a Dynamics, ``source=PATH`` names the structure it was predicted from
+        (drawn as cartoon; e.g. ``view(store["1abc_A"], source=store.info("1abc_A")["file"])``).
     backend : {"py3dmol", "nglview"}
     model : str, optional
-        Registered predictor (default ``"dynaprot"`` when registered, else the first one).
+        Registered predictor (default: :func:`dynaprot_viz.default_model`, the winner of the
+        shipped held-out evaluation; ANM until a learned model beats it).
     chain : str, optional
         Chain to predict (default the first protein chain; ``"all"``: every chain).
     **options

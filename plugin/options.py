@@ -188,7 +188,7 @@ def compute(pdb_text: str, options: ViewerOptions) -> PredictionResult:
         src = os.path.join(tmp, "selection.pdb")
         with open(src, "w", encoding="utf-8") as fh:
             fh.write(pdb_text)
-        extra = {"scale": "relative"} if options.model == "anm" else {}
+        extra = {}
         if options.weights:
             extra["weights"] = options.weights
         with warnings.catch_warnings(record=True) as caught:

@@ -29,4 +29,4 @@ def ubq_chain(ubq_path):
 def ubq_anm(ubq_chain):
     from dynaprot_viz.core.anm import predict_anm
 
-    return predict_anm(ubq_chain)
+    return predict_anm(ubq_chain, scale="relative")  # kT/gamma, as ProDy gives

@@ -126,7 +126,7 @@ def test_units_relative_scale_is_sane(ubq_anm):
     # gamma = 1 kT/Å^2: fluctuations of order 0.1-10 Å^2, tail more mobile than the core
     assert 0.1 < np.median(ubq_anm.rmsf) < 5
     assert ubq_anm.rmsf[-1] > np.median(ubq_anm.rmsf)
-    assert ubq_anm.model_name == "anm"
+    assert ubq_anm.model_name == "anm-relative" and ubq_anm.relative_units
 
 
 def test_tiny_chain_degenerate_network_is_one_line_error(ubq_chain):

@@ -228,7 +228,7 @@ def test_full_backbone_prediction_unchanged_and_silent(ubq_chain):
     import torch
 
     from dynaprot_viz.core.models.dynaprot import collate, featurize
-    from dynaprot_viz.core.models.predictor import load_dynaprot, predict_dynaprot
+    from dynaprot_viz.core.models.dynaprot.predictor import load_dynaprot, predict_dynaprot
 
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
@@ -244,7 +244,7 @@ def test_full_backbone_prediction_unchanged_and_silent(ubq_chain):
 def test_dynaprot_ca_only_close_to_full_backbone(ca_chain, ubq_chain):
     """Measured r = 0.95 on ubiquitin with the shipped weights (median 0.976 over 13 real
     chains, datasets/ca_frames/measure_models.py)."""
-    from dynaprot_viz.core.models.predictor import predict_dynaprot
+    from dynaprot_viz.core.models.dynaprot.predictor import predict_dynaprot
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

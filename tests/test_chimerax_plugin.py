@@ -294,3 +294,27 @@ def test_bundle_pyproject_lists_commands():
     assert set(data["tool"]["chimerax"]["command"]) == {"dynaprot", "dynaprot coupling"}
     src = (ROOT / "plugin" / "chimerax" / "bundle" / "src" / "__init__.py").read_text()
     assert "bundle_api" in src and "register_command(ci.name, logger)" in src
+
+
+ATLAS_1AB1 = ROOT.parent / "shared" / "data" / "atlas_chains" / "1ab1_A.pdb"
+
+
+def test_blank_chain_through_stub_session(registered):
+    """An MD file with blank chain ids (ChimeraX may report the id as " "): U on every
+    C-alpha, and residue specs without a chain part (``#1:12``), which '/' cannot name."""
+    if not ATLAS_1AB1.exists():
+        pytest.skip("../shared/data/atlas_chains/1ab1_A.pdb not present (blank chain ids)")
+    session = registered
+    structure = StubStructure(ATLAS_1AB1)
+    for r in structure.residues:
+        r.chain_id = " "
+    _, dynaprot = session.registered["dynaprot"]
+    dynaprot(session, [structure], model="anm", samples=0)
+    expected = dv.predict(ATLAS_1AB1, model="anm")
+    cas = [r.find_atom("CA") for r in structure.residues]
+    assert len(cas) == 46 and all(a.aniso_u6 is not None for a in cas)
+    text = session.calls[0][1]
+    values = {line.split("\t")[1]: float(line.split("\t")[2]) for line in text.splitlines() if line.startswith("\t")}
+    np.testing.assert_allclose([values[f"#1:{r.number}"] for r in expected.residues], expected.rmsf, rtol=1e-5)
+    names = [c for c, _ in session.calls if c.startswith("name frozen ")]
+    assert names and all(" #1:" in c and "/" not in c for c in names)

@@ -60,7 +60,7 @@ def _write(tmp_path, name, content):
     ("nan", "non-finite coordinates"),
     ("chain", "no chain 'Q'"),
     ("model", "unknown model 'nope'"),
-    ("samples", "expected a positive integer"),
+    ("samples", "expected an integer >= 0"),
     ("device", "device must be 'auto', 'cpu'"),
     ("anm_device", "--device applies only to the learned models"),
 ])

@@ -75,10 +75,17 @@ def test_bad_output_names(tmp_path, ubq_path, ubq_anm):
 
 def test_pdb_range_checks(tmp_path, ubq_path, ubq_anm):
     huge = Dynamics(ubq_anm.mean, ubq_anm.marginals * 1e4, ubq_anm.coupling * 1e4, ubq_anm.residues, "anm")
-    with pytest.raises(InputError, match="do not fit the PDB format"):
+    # PDB: capped (B) and scaled to fit (U), one warning; never refused (issue 13)
+    with pytest.warns(UserWarning, match="capped at 999.99") as rec:
         write_annotated(huge, ubq_path, tmp_path / "x.pdb")
-    # mmCIF has no such limit
+    assert sum("PDB output" in str(w.message) for w in rec) == 1
+    st = gemmi.read_structure(str(tmp_path / "x.pdb"))
+    assert max(a.b_iso for ch in st[0] for r in ch for a in r) == pytest.approx(999.99)
+    # mmCIF has no such limit: the true values
     write_annotated(huge, ubq_path, tmp_path / "x.cif")
+    cif = gemmi.read_structure(str(tmp_path / "x.cif"))
+    b = [r["CA"][0].b_iso for ch in cif[0] for r in ch]
+    np.testing.assert_allclose(b, huge.bfactors, rtol=1e-4)
 
 
 def test_ensemble_file(tmp_path, ubq_anm):

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 # the test machine's cores are shared: one thread avoids OpenMP oversubscription stalls
 torch.set_num_threads(1)
 
-from dynaprot_viz.core.models.loss import (
+from dynaprot_viz.core.models.dynaprot.loss import (
     dynaprot_loss, log_euclidean_distance, log_euclidean_loss, mse_loss, spd_logm,
 )
 

@@ -164,7 +164,7 @@ def _write_weights(model, path):
 def test_predictor_with_weights_file(ubq, tmp_path):
     from dynaprot_viz.core.gaussian import Dynamics
     from dynaprot_viz.core.models import DynaProt
-    from dynaprot_viz.core.models.predictor import load_dynaprot, predict_dynaprot
+    from dynaprot_viz.core.models.dynaprot.predictor import load_dynaprot, predict_dynaprot
 
     torch.manual_seed(0)
     model = _randomize(DynaProt(SMALL), 9)
@@ -184,7 +184,7 @@ def test_predictor_with_weights_file(ubq, tmp_path):
 
 
 def test_shipped_weights_predict(ubq):
-    from dynaprot_viz.core.models.predictor import default_weights, predict_dynaprot
+    from dynaprot_viz.core.models.dynaprot.predictor import default_weights, predict_dynaprot
 
     if not default_weights().exists():
         pytest.skip("shipped weights not present in this checkout")
@@ -197,8 +197,8 @@ def test_too_long_chain_is_refused_before_any_work():
     import numpy as np
 
     from dynaprot_viz.core.errors import InputError
-    from dynaprot_viz.core.models.predictor import predict_dynaprot
-    from dynaprot_viz.core.models.resaxial_predictor import predict_resaxial
+    from dynaprot_viz.core.models.dynaprot.predictor import predict_dynaprot
+    from dynaprot_viz.core.models.resaxial.predictor import predict_resaxial
     from dynaprot_viz.core.structure import ProteinChain, Residue
 
     n = 2001

@@ -56,9 +56,9 @@ def test_bf16_forward_close_to_fp32(ubq_chain):
     (unit roundoff 2^-8 = 0.4 %); through the blocks the per-residue RMSF moves by
     a few tenths of a percent (median), the coupling's more (a longer pair stack)."""
     from dynaprot_viz.core.models.dynaprot import collate, featurize
-    from dynaprot_viz.core.models.predictor import load_dynaprot
+    from dynaprot_viz.core.models.dynaprot.predictor import load_dynaprot
     from dynaprot_viz.core.models.resaxial import collate_resaxial
-    from dynaprot_viz.core.models.resaxial_predictor import load_resaxial
+    from dynaprot_viz.core.models.resaxial.predictor import load_resaxial
 
     cpu = torch.device("cpu")
     model = load_dynaprot()

@@ -156,10 +156,10 @@ def test_selection_checks(pm, tmp_path):
     with pytest.raises(CmdException, match="spans chains A, B"):
         plugin.dynaprot("adk", "anm", _self=pm)
     name = plugin.dynaprot("adk and chain B", "anm", "0.5", "0", quiet=1, _self=pm)
-    assert name == "adk_dynaprot"
-    chains = set(pm.get_chains("adk_dynaprot"))
+    assert name == "adk_B_dynaprot"  # a chain of a two-chain object: the chain is in the name
+    chains = set(pm.get_chains("adk_B_dynaprot"))
     assert chains == {"B"}
-    assert "adk_ensemble" not in pm.get_names("objects")  # samples 0: no ensemble
+    assert "adk_B_ensemble" not in pm.get_names("objects")  # samples 0: no ensemble
     pm.delete("adk*")
 
 
@@ -182,8 +182,10 @@ def test_background_job_matches_direct_compute(pm):
     pm.delete("bg*")
 
 
-def test_annotated_pdb_ellipsoids_in_pymol(pm, expected, tmp_path):
-    """Issue 2 export check: PyMOL reads write_annotated's U values for `show ellipsoids`."""
+def test_annotated_pdb_ellipsoids_in_pymol(pm, tmp_path):
+    """Issue 2 export check: PyMOL reads write_annotated's U values for `show ellipsoids`
+    (relative units: no B-factor reaches the PDB column's 999.99 cap)."""
+    expected = dv.predict(UBQ, model="anm", scale="relative")
     path = dv.write_annotated(expected, UBQ, tmp_path / "ubq.annotated.pdb")
     pm.load(str(path), "annot")
     pm.show("ellipsoids", "annot and name CA")

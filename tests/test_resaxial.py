@@ -11,8 +11,8 @@ from helpers import random_rotation  # noqa: E402
 
 from dynaprot_viz.core.errors import InputError  # noqa: E402
 from dynaprot_viz.core.models.resaxial import ResAxial, ResAxialConfig, collate_resaxial  # noqa: E402
-from dynaprot_viz.core.models.resaxial_loss import resaxial_loss  # noqa: E402
-from dynaprot_viz.core.models.resaxial_predictor import (  # noqa: E402
+from dynaprot_viz.core.models.resaxial.loss import resaxial_loss  # noqa: E402
+from dynaprot_viz.core.models.resaxial.predictor import (  # noqa: E402
     correlation_to_psd,
     load_resaxial,
     predict_resaxial,
@@ -340,7 +340,7 @@ def test_axial_attention_matches_plain_formula(chunk_size):
 
 def test_bad_device_is_one_line_input_error(ubq_chain):
     """The same device checks as DynaProt's predictor (it used to raise torch's own errors)."""
-    from dynaprot_viz.core.models.resaxial_predictor import predict_resaxial
+    from dynaprot_viz.core.models.resaxial.predictor import predict_resaxial
 
     with pytest.raises(InputError, match="device must be"):
         predict_resaxial(ubq_chain, device="banana")

@@ -27,9 +27,9 @@ torch.set_num_threads(1)
 from test_train import TINY_MODEL, store_path  # noqa: E402, F401  (store_path: fixture of real MD labels)
 
 from dynaprot_viz.core.models.dynaprot import DynaProt, DynaProtConfig  # noqa: E402
-from dynaprot_viz.core.models.loss import dynaprot_loss  # noqa: E402
+from dynaprot_viz.core.models.dynaprot.loss import dynaprot_loss  # noqa: E402
 from dynaprot_viz.core.models.resaxial import ResAxial, ResAxialConfig  # noqa: E402
-from dynaprot_viz.core.models.resaxial_loss import resaxial_loss  # noqa: E402
+from dynaprot_viz.core.models.resaxial.loss import resaxial_loss  # noqa: E402
 from dynaprot_viz.training.dataset import LabelDataset  # noqa: E402
 from dynaprot_viz.training.train import TrainConfig, evaluate_loss  # noqa: E402
 from dynaprot_viz.training.train_resaxial import ResAxialData  # noqa: E402

@@ -35,14 +35,18 @@ class LabelDataset:
         (training) or to their centre window (:meth:`full`, validation).
     cache_size : int
         Featurised chains kept in memory.
+    kind : str or iterable of str
+        Record kinds to train on (default ``"md"``; None: every kind with marginals
+        and coupling); chains of other kinds among ``keys`` are left out with a
+        warning.  ``"md-rmsf"`` cannot be used (no marginals or coupling).
 
     An example is a dict of tensors (no batch axis): the model inputs of
     :func:`~dynaprot_viz.core.models.dynaprot.featurize_arrays` (float64) plus
     ``marginals`` [N, 3, 3] Å² and ``coupling`` [N, N] Å².
     """
 
-    def __init__(self, store_path, keys, crop_size: int = 256, cache_size: int = 512):
-        from .store import LabelStore
+    def __init__(self, store_path, keys, crop_size: int = 256, cache_size: int = 512, kind="md"):
+        from .store import LabelStore, _kind_set
 
         self.store_path = Path(store_path)
         if not self.store_path.exists():
@@ -55,6 +59,16 @@ class LabelDataset:
         missing = [k for k in keys if k not in known]
         if missing:
             raise InputError(f"{self.store_path}: chains not in the label store: {', '.join(missing[:5])}")
+        self.kinds = _kind_set(kind) if kind is not None else {"md", "experimental-ensemble"}
+        if "md-rmsf" in self.kinds:
+            raise InputError("LabelDataset needs marginals and coupling; kind 'md-rmsf' holds RMSF only")
+        kinds = self._store.kinds()
+        other = [k for k in keys if kinds[k] not in self.kinds]
+        if other:
+            warnings.warn(f"{self.store_path}: {len(other)} chain(s) of other kinds than "
+                          f"{', '.join(sorted(self.kinds))} left out (first: {other[0]}, {kinds[other[0]]})",
+                          stacklevel=2)
+            keys = [k for k in keys if kinds[k] in self.kinds]
         self._cache: OrderedDict = OrderedDict()
         self.cache_size = int(cache_size)
         self.keys = []
@@ -188,8 +202,11 @@ def sequence_clusters(sequences: dict, threshold: float = 0.4) -> dict:
 
 
 def split_keys(store, val_fraction: float = 0.1, test_fraction: float = 0.0, seed: int = 0,
-               families_tsv=None, val_keys=None, test_keys=None) -> dict:
+               families_tsv=None, val_keys=None, test_keys=None, kind="md") -> dict:
     """Train / val / test keys with no family (or sequence cluster) in two splits.
+
+    Only records of ``kind`` (default ``"md"``; a str or an iterable of kinds, None
+    for all) take part: other label kinds never enter a trainer by accident.
 
     Explicit ``val_keys`` / ``test_keys`` win.  Otherwise chains are grouped by
     CATH/ECOD family when labels exist (:func:`family_labels`), else by
@@ -197,12 +214,13 @@ def split_keys(store, val_fraction: float = 0.1, test_fraction: float = 0.0, see
     a seeded random order, until each held-out split reaches its fraction of
     chains.  Returns {"train": [...], "val": [...], "test": [...], "grouping": str}.
     """
-    keys = list(store.keys())
+    keys = list(store.keys(kind=kind))
     if val_keys is not None or test_keys is not None:
         val, test = list(val_keys or []), list(test_keys or [])
         unknown = [k for k in val + test if k not in set(keys)]
         if unknown:
-            raise InputError(f"split keys not in the label store: {', '.join(unknown[:5])}")
+            of = "" if kind is None else f" (of kind {kind if isinstance(kind, str) else ', '.join(kind)})"
+            raise InputError(f"split keys not in the label store{of}: {', '.join(unknown[:5])}")
         held = set(val) | set(test)
         return {"train": [k for k in keys if k not in held], "val": val, "test": test, "grouping": "explicit"}
     fams = family_labels(store, families_tsv)

@@ -15,6 +15,12 @@ protein
 then aggregate (median and quartiles over proteins; the band-wise curve is the
 per-band median over proteins, its peak and its value at k = 1, 10, 50).
 
+Records of other kinds than MD labels (:data:`~dynaprot_viz.training.store.LABEL_KINDS`)
+are evaluated one kind at a time (``kind=``, default ``"md"``; chains of other kinds
+are skipped with a note): ``"experimental-ensemble"`` gets the Gaussian metrics
+(sym-KL over the residues whose conformer covariance is positive definite) but no
+ensemble metrics (no frames are stored), ``"md-rmsf"`` the RMSF r only.
+
 Separately, :func:`evaluate_mdcath_rmsf` compares predicted RMSF with real mdCATH
 RMSF (replica average at 320 K) per domain, beside the replica-to-replica agreement
 that bounds what any predictor can reach (the noise floor of the label).
@@ -27,6 +33,7 @@ import io
 import math
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +43,7 @@ from dynaprot_viz.core import metrics as M
 from dynaprot_viz.core.errors import InputError
 from dynaprot_viz.core.predictors import get_predictor
 
-from .store import LabelStore
+from .store import LabelStore, check_kind
 
 __all__ = [
     "EvaluationResult",
@@ -174,7 +181,7 @@ class EvaluationResult:
         return "\n".join(lines)
 
     def per_protein_csv(self) -> str:
-        cols = ["model", "key", "n_residues", "rmsf_r", "rmwd_var", "sym_kl_var"] + \
+        cols = ["model", "key", "kind", "n_residues", "rmsf_r", "rmwd_var", "sym_kl_var"] + \
             [f"coupling_r_k{k}" for k in BANDS_REPORTED] + ["coupling_r_peak", "coupling_peak_k"] + \
             list(_ENSEMBLE_KEYS) + ["predict_s"]
         return _csv(cols, self.rows)
@@ -307,12 +314,27 @@ def _csv(cols, rows) -> str:
 # --------------------------------------------------------------------------- per protein
 
 
+def _pd_residues(marginals: np.ndarray) -> np.ndarray:
+    """Mask (N,) of residues whose 3x3 marginal is positive definite (relative 1e-9)."""
+    w = np.linalg.eigvalsh(marginals)
+    return w[:, 0] > 1e-9 * np.maximum(w[:, 2], np.finfo(float).tiny)
+
+
 def _protein_metrics(pred, labels, max_band: int, n_samples: int, seed: int, true_ens) -> dict:
-    row = {
-        "rmsf_r": M.rmsf_pearson(pred.rmsf, labels.rmsf),
-        "rmwd_var": M.rmwd_variance(pred.marginals, labels.marginals),
-        "sym_kl_var": M.sym_kl_variance(pred.marginals, labels.marginals),
-    }
+    row = {"rmsf_r": M.rmsf_pearson(pred.rmsf, labels.rmsf)}
+    if labels.kind == "md-rmsf":  # RMSF only: nothing else to compare with
+        row.update({"rmwd_var": math.nan, "sym_kl_var": math.nan, "coupling_r_peak": math.nan,
+                    "coupling_peak_k": "", "_bands": np.full(max_band, math.nan)})
+        row.update({f"coupling_r_k{k}": math.nan for k in BANDS_REPORTED})
+        return row
+    row["rmwd_var"] = M.rmwd_variance(pred.marginals, labels.marginals)
+    if labels.kind == "experimental-ensemble":
+        # a residue seen in exactly 3 conformers has a rank-2 covariance: KL undefined there
+        pd = _pd_residues(labels.marginals)
+        row["sym_kl_var"] = (M.sym_kl_variance(pred.marginals[pd], labels.marginals[pd]) if pd.any()
+                             else math.nan)
+    else:
+        row["sym_kl_var"] = M.sym_kl_variance(pred.marginals, labels.marginals)
     bands = M.bandwise_coupling_pearson(pred.correlation, labels.correlation, max_band=max_band)
     for k in BANDS_REPORTED:
         row[f"coupling_r_k{k}"] = float(bands[k - 1]) if k <= max_band else math.nan
@@ -339,7 +361,7 @@ def _protein_metrics(pred, labels, max_band: int, n_samples: int, seed: int, tru
 
 def evaluate(store_path, models=("anm",), *, keys=None, max_band: int = 50, n_samples: int = 250,
              seed: int = 0, model_options: dict | None = None, mdcath_rmsf_dir=None,
-             progress: bool = True) -> EvaluationResult:
+             progress: bool = True, kind: str = "md") -> EvaluationResult:
     """Evaluate predictors on every chain of a label store.
 
     Parameters
@@ -362,6 +384,10 @@ def evaluate(store_path, models=("anm",), *, keys=None, max_band: int = 50, n_sa
         Also run :func:`evaluate_mdcath_rmsf` on this folder.
     progress : bool
         tqdm bar over chains (stderr).
+    kind : str
+        Evaluate the records of this kind only (default ``"md"``; see the module
+        docstring); chains of other kinds, listed in ``keys`` or not, are skipped
+        with a note.
 
     Returns
     -------
@@ -378,6 +404,7 @@ def evaluate(store_path, models=("anm",), *, keys=None, max_band: int = 50, n_sa
         raise InputError(f"max_band must be >= {max(BANDS_REPORTED)}, got {max_band!r}")
     if int(n_samples) < 0:
         raise InputError(f"n_samples must be >= 0, got {n_samples!r}")
+    check_kind(kind)
     res = EvaluationResult(models=models, max_band=int(max_band))
     bands = {m: [] for m in models}
     gaussian_truth = 0
@@ -388,11 +415,29 @@ def evaluate(store_path, models=("anm",), *, keys=None, max_band: int = 50, n_sa
             raise InputError(f"{store_path}: no chain(s) {', '.join(missing[:5])} in the label store")
         if not todo:
             raise InputError(f"{store_path}: the label store holds no chains")
+        kinds = store.kinds()
+        other = [k for k in todo if kinds[k] != kind]
+        if other:
+            counts = Counter(kinds[k] for k in other)
+            res.notes.append(f"{len(other)} chain(s) of other kinds skipped ("
+                             + ", ".join(f"{n} {kd}" for kd, n in sorted(counts.items()))
+                             + f"); this evaluation is of kind {kind!r}: evaluate each kind on its own.")
+            todo = [k for k in todo if kinds[k] == kind]
+        if not todo:
+            raise InputError(f"{store_path}: no chain of kind {kind!r} to evaluate "
+                             f"(kinds present: {', '.join(sorted(set(kinds.values()))) or 'none'})")
+        if kind != "md" and n_samples:
+            res.notes.append(f"kind {kind!r}: no ensemble metrics (the store keeps no frames for it).")
+        if kind == "md-rmsf":
+            res.notes.append("kind 'md-rmsf': RMSF r only (the labels hold no marginals or coupling).")
+        if kind == "experimental-ensemble":
+            res.notes.append("kind 'experimental-ensemble': sym-KL over the residues whose conformer "
+                             "covariance is positive definite (a residue seen in 3 conformers is rank 2).")
         for key in tqdm(todo, desc="evaluate", unit="chain", disable=not progress, dynamic_ncols=True):
             labels = store.get(key)
             chain = labels.to_chain()
             true_ens = None
-            if n_samples:
+            if n_samples and kind == "md":
                 if labels.frames is not None and len(labels.frames) >= 2:
                     true_ens = np.asarray(labels.frames, dtype=np.float64)
                 else:
@@ -405,20 +450,21 @@ def evaluate(store_path, models=("anm",), *, keys=None, max_band: int = 50, n_sa
                     elapsed = time.perf_counter() - t0
                     if pred.n_residues != labels.n_residues:
                         raise InputError(f"{m} predicted {pred.n_residues} residues for {labels.n_residues}")
-                    row = _protein_metrics(pred, labels, int(max_band), int(n_samples), seed, true_ens)
+                    row = _protein_metrics(pred, labels, int(max_band), int(n_samples) if true_ens is not None
+                                           else 0, seed, true_ens)
                 except (KeyboardInterrupt, MemoryError):
                     raise
                 except Exception as exc:  # one chain must not stop the evaluation
                     res.failed[f"{m}:{key}"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
                     continue
                 bands[m].append(row.pop("_bands"))
-                res.rows.append({"model": m, "key": key, "n_residues": labels.n_residues,
+                res.rows.append({"model": m, "key": key, "kind": labels.kind, "n_residues": labels.n_residues,
                                  "predict_s": elapsed, **row})
     res.bandwise = {m: np.array(b) if b else np.zeros((0, int(max_band))) for m, b in bands.items()}
     if gaussian_truth:
         res.notes.append(f"{gaussian_truth} chain(s) have no MD conformations in the store: their ensemble "
                          f"metrics compare with {n_samples} samples of the MD Gaussian, not MD frames.")
-    if n_samples:
+    if n_samples and kind == "md":
         res.notes.append(f"ensemble metrics from {n_samples} samples per prediction (seed {seed}); "
                          "true frames resampled as AlphaFlow (seed 137).")
     if mdcath_rmsf_dir is not None:

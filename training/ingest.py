@@ -42,6 +42,7 @@ __all__ = [
     "LabelAccumulator",
     "IngestResult",
     "ingest",
+    "ingest_labels",
     "labels_from_source",
     "correlation_from_coupling",
 ]
@@ -444,5 +445,61 @@ def ingest(sources, store_path, *, overwrite: bool = False, chunk_frames: int = 
                 continue
             store.put(labels, overwrite=overwrite)
             result.ingested.append(src.key)
+        bar.close()
+    return result
+
+
+def ingest_labels(items, store_path, *, overwrite: bool = False, progress: bool = True,
+                  desc: str = "ingest", unit: str = "chain") -> IngestResult:
+    """Build labels one record at a time and add them to a :class:`LabelStore`.
+
+    The streaming, resumable loop of :func:`ingest` for label sources that are not MD
+    trajectories (:func:`~dynaprot_viz.training.ensembles.ingest_ensembles`,
+    :func:`~dynaprot_viz.training.rmsf_labels.ingest_mdcath_rmsf`): keys already in
+    the store are skipped (unless ``overwrite``) without calling their builder; a
+    builder that raises is recorded in :attr:`IngestResult.failed` with a one-line
+    reason and warned about, and nothing is written for it; each finished record is
+    flushed at once.
+
+    Parameters
+    ----------
+    items : iterable of (str, callable)
+        ``(key, build)`` pairs; ``build()`` returns the :class:`ChainLabels` of ``key``.
+        Only one record is in memory at a time.
+    store_path : path
+        The HDF5 label store (created when missing).
+    progress : bool
+        Show a tqdm bar on stderr.
+    desc, unit : str
+        The bar's label and unit.
+    """
+    from tqdm.auto import tqdm
+
+    items = list(items)
+    dup = sorted(k for k, c in Counter(k for k, _ in items).items() if c > 1)
+    if dup:
+        raise InputError(f"duplicate keys among the inputs: {', '.join(dup[:5])}")
+    result = IngestResult(store=Path(store_path))
+    with LabelStore(store_path, "a") as store:
+        bar = tqdm(items, desc=desc, unit=unit, disable=not progress, dynamic_ncols=True)
+        for key, build in bar:
+            if key in store and not overwrite:
+                result.skipped.append(key)
+                continue
+            try:
+                check_key(key)
+                labels = build()
+                if not isinstance(labels, ChainLabels) or labels.key != key:
+                    raise InputError(f"builder of {key!r} returned "
+                                     f"{getattr(labels, 'key', type(labels).__name__)!r}")
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as exc:  # one bad record must not cost the others
+                reason = _one_line(exc)
+                result.failed[key] = reason
+                warnings.warn(f"ingest: {key} skipped: {reason}", stacklevel=2)
+                continue
+            store.put(labels, overwrite=overwrite)
+            result.ingested.append(key)
         bar.close()
     return result

@@ -22,6 +22,9 @@ Held-out sets (never trained on; each one is used only when its data is present)
     The ten proteins of the DANCE test split (``../shared/data/dance``): RMSF of the
     experimental conformer ensemble, the reference conformer as input
     (:mod:`~.ensembles`).
+``mdcath-split-heldout``
+    The held-out domains of the family-aware mdCATH split (``datasets/mdcath_split``,
+    30% identity; ``../shared/data/mdcath_train``, 320 K RMSF; :func:`mdcath_split_set`).
 
 The file also records the SHA-256 of every shipped weights file it evaluated, so a
 test can tell when weights changed without the evaluation being rerun.
@@ -98,6 +101,37 @@ def mdcath7_set(models, folder=None) -> dict | None:
     return _summary(per, models)
 
 
+def mdcath_split_set(models, folder=None, split_dir=None) -> dict | None:
+    """RMSF r on the held-out domains of the family-aware mdCATH split
+    (``datasets/mdcath_split/heldout.txt``, >= 30% identity families kept apart from
+    ``train.txt``) of ``../shared/data/mdcath_train`` (explicit-solvent MD, 320 K, mean of
+    five replicas; labelled residues only), or None without the data."""
+    from .train_anm_gbm import SPLIT_DIR, mdcath_train_case, mdcath_train_labels, read_split
+
+    if folder is None:
+        shared = _shared_data()
+        folder = shared / "mdcath_train" if shared is not None else None
+    if folder is None or not (Path(folder) / "rmsf_320K.csv").exists():
+        return None
+    from dynaprot_viz.core.metrics import rmsf_pearson
+    from dynaprot_viz.core.predictors import get_predictor
+
+    labels = mdcath_train_labels(folder)
+    per: dict = {}
+    for domain in read_split(split_dir or SPLIT_DIR)["heldout"]:
+        chain, keep, true_rmsf = mdcath_train_case(folder, domain, labels)
+        per[domain] = {}
+        for m in models:
+            try:
+                per[domain][m] = float(rmsf_pearson(get_predictor(m)(chain).rmsf[keep], true_rmsf))
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as exc:  # one protein must not stop the selection
+                warnings.warn(f"{m} on mdCATH split {domain} failed: {exc}", stacklevel=2)
+                per[domain][m] = math.nan
+    return _summary(per, models)
+
+
 def campaign_set(models, store=None, config=None) -> dict | None:
     """RMSF r on the campaign's held-out chains (``val_keys``), or None without the store."""
     import yaml
@@ -152,7 +186,8 @@ def held_out_sets(models=None, *, campaign_store=None) -> dict:
     sets = {}
     for name, fn in (("mdcath-7", lambda: mdcath7_set(models)),
                      ("campaign-heldout", lambda: campaign_set(models, campaign_store)),
-                     ("dance-test", lambda: dance_test_set(models))):
+                     ("dance-test", lambda: dance_test_set(models)),
+                     ("mdcath-split-heldout", lambda: mdcath_split_set(models))):
         got = fn()
         if got is not None:
             sets[name] = got

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from dynaprot_viz.core.errors import InputError
-from dynaprot_viz.core.models.predictor import resolve_device
+from dynaprot_viz.core.models.inference import resolve_device
 
 __all__ = ["PRECISIONS", "check_precision", "autocast", "resolve_device", "Processes", "start_processes"]
 

@@ -299,9 +299,11 @@ def prepare_chain(path, chain: str | None = None, ph: float = 7.0, seed: int = 0
     if chain is None:
         target = protein[0]
     else:
-        named = [c for c in chains if c.id == chain]
+        # blank chain ids (MD files) are " " in OpenMM and "" in gemmi: compare them stripped
+        named = [c for c in chains if c.id.strip() == chain.strip()]
         if not named:
-            raise InputError(f"{path}: no chain {chain!r}; chains: {', '.join(c.id for c in chains)}")
+            raise InputError(f"{path}: no chain {chain!r}; chains: "
+                             f"{', '.join(repr(c.id.strip()) for c in chains)}")
         target = named[0]
     fixer.removeChains(chainIndices=[c.index for c in chains if c is not target])
     fixer.removeHeterogens(keepWater=False)
@@ -325,7 +327,7 @@ def prepare_chain(path, chain: str | None = None, ph: float = 7.0, seed: int = 0
     pos = np.array([[v.x, v.y, v.z] for v in fixer.positions], dtype=np.float64) * NM_TO_A
     if not np.all(np.isfinite(pos)):
         raise InputError(f"{path}: non-finite coordinates after preparation")
-    return fixer.topology, pos, target.id
+    return fixer.topology, pos, target.id.strip()
 
 
 def _obc2_force(system, topology):
@@ -427,7 +429,7 @@ def _residue_ids(topology):
         for a in res.atoms():
             if a.name == "CA":
                 ca_idx.append(a.index)
-                ids.append((res.chain.id, int(re.sub(r"[^0-9-]", "", res.id) or 0),
+                ids.append((res.chain.id.strip(), int(re.sub(r"[^0-9-]", "", res.id) or 0),
                             (res.insertionCode or "").strip(), res.name))
                 break
     return np.array(ca_idx, dtype=np.int64), ids
@@ -480,7 +482,20 @@ def simulate_chain(job: ChainJob, out, cfg: SimulationConfig, progress: bool = F
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "error.txt").write_text(f"{job.path}:{job.chain or ''}\n{traceback.format_exc()}")
         return ChainResult(job.key, "failed", folder=folder, wall_s=time.monotonic() - t0,
-                           error=_one_line(exc))
+                           error=_one_line(exc) + _kept_frames(folder, job.key))
+
+
+def _kept_frames(folder: Path, key: str) -> str:
+    """Where MD already done for a failed chain lies (never deleted): ``""`` when none."""
+    for path in (folder / f"{key}.ca.npz", folder / ".work" / "frames.npz"):
+        try:
+            with np.load(path) as z:
+                n = int(z["ca"].shape[0])
+        except Exception:
+            continue
+        if n:
+            return f"; {n} frames of MD kept in {path} (a rerun continues from them)"
+    return ""
 
 
 def _simulate_chain(job: ChainJob, folder: Path, cfg: SimulationConfig, progress: bool, t0: float):
@@ -697,11 +712,14 @@ class CampaignResult:
     chains : dict key -> ChainResult (every chain, in input order)
     failed : dict key -> one-line reason
     ingest : the :class:`~dynaprot_viz.training.ingest.IngestResult` when a store was given
+    store_error : one-line reason when storing the labels failed as a whole (the
+        trajectories stay on disk: :meth:`unstored` lists them)
     """
 
     out: Path
     chains: dict = field(default_factory=dict)
     ingest: object = None
+    store_error: str | None = None
 
     @property
     def failed(self) -> dict:
@@ -709,7 +727,21 @@ class CampaignResult:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and (self.ingest is None or self.ingest.ok)
+        return not self.failed and self.store_error is None and (self.ingest is None or self.ingest.ok)
+
+    def trajectory(self, key: str) -> Path:
+        """The C-alpha trajectory file of chain ``key`` (``OUT/<key>/<key>.ca.npz``)."""
+        return self.out / key / f"{key}.ca.npz"
+
+    def unstored(self) -> dict:
+        """{key: one-line reason} of the chains whose MD finished (the trajectory is on
+        disk) but whose labels did not reach the store."""
+        if self.store_error is not None:
+            return {k: self.store_error for k, r in self.chains.items()
+                    if r.status != "failed" and self.trajectory(k).exists()}
+        if self.ingest is None:
+            return {}
+        return {k: v for k, v in self.ingest.failed.items() if self.trajectory(k).exists()}
 
     def summary(self) -> str:
         count = {}
@@ -723,6 +755,9 @@ class CampaignResult:
         lines += [f"  failed {k}: {v}" for k, v in self.failed.items()]
         if self.ingest is not None:
             lines.append(self.ingest.summary())
+        if self.store_error is not None:
+            lines.append(f"  storing labels failed: {self.store_error}")
+        lines += [f"  {k}: MD kept in {self.trajectory(k)}, labels not stored" for k in self.unstored()]
         return "\n".join(lines)
 
 
@@ -784,7 +819,16 @@ def simulate(structures, out, cfg: SimulationConfig, workers: int = 1, store=Non
     bar.close()
     if store is not None:
         ready = [j.key for j in jobs if result.chains[j.key].n_frames >= 3]
-        result.ingest = ingest_outputs([out / k for k in ready], store, progress=progress)
+        # a failure here must not cost the MD: the trajectories are already on disk, and
+        # a rerun skips the finished chains and only stores their labels
+        try:
+            result.ingest = ingest_outputs([out / k for k in ready], store, progress=progress)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:
+            result.store_error = f"{store}: {_one_line(exc)}"
+            warnings.warn(f"simulate: storing labels in {store} failed ({_one_line(exc)}); the MD of "
+                          f"{len(ready)} chain(s) is kept in {out}", stacklevel=2)
     return result
 
 
@@ -840,7 +884,8 @@ def load_trajectory(folder):
     prov = json.loads(prov_path.read_text())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = load_chain(ref_path, prov.get("chain") or None)
+        # the reference holds one chain; a blank id (" " from OpenMM, "" in gemmi) names none
+        ref = load_chain(ref_path, (prov.get("chain") or "").strip() or None)
     if len(ref.residues) != ca.shape[1] or [r.number for r in ref.residues] != numbers.tolist():
         raise InputError(f"{folder}: the reference PDB has {len(ref.residues)} residues, "
                          f"the trajectory {ca.shape[1]} C-alpha (or their numbers differ)")

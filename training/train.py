@@ -41,7 +41,7 @@ import torch
 from dynaprot_viz._io import atomic_write_text
 from dynaprot_viz.core.errors import InputError
 from dynaprot_viz.core.models.dynaprot import DynaProt, DynaProtConfig, count_parameters
-from dynaprot_viz.core.models.loss import FLOOR_COUPLING, FLOOR_MARGINAL, dynaprot_loss
+from dynaprot_viz.core.models.dynaprot.loss import FLOOR_COUPLING, FLOOR_MARGINAL, dynaprot_loss
 
 from .dataset import LabelDataset, split_keys
 from .runlog import append_metrics, atomic_torch_save, truncate_metrics

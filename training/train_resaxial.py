@@ -5,7 +5,7 @@ when the YAML says ``model: resaxial``).
 
 - targets: per-residue RMSF (Å) and ResAxial's cosine correlation map
   (``correlation_label: cosine``; ``dccm`` for the DCCM), DESIGN.md section 1;
-- loss :func:`~dynaprot_viz.core.models.resaxial_loss.resaxial_loss`, ``loss_mode``
+- loss :func:`~dynaprot_viz.core.models.resaxial.loss.resaxial_loss`, ``loss_mode``
   ``joint`` / ``rmsf`` / ``correlation`` (the paper's joint-versus-single comparison);
 - AdamW, linear warm-up then cosine decay to ``min_lr_factor * lr`` (or constant),
   gradient clipping, padding masks, random contiguous crops of ``crop_size``;
@@ -53,7 +53,7 @@ import torch
 from dynaprot_viz._io import atomic_write_text
 from dynaprot_viz.core.errors import InputError
 from dynaprot_viz.core.models.resaxial import ResAxial, ResAxialConfig, collate_resaxial, count_parameters
-from dynaprot_viz.core.models.resaxial_loss import LOSS_MODES, resaxial_loss
+from dynaprot_viz.core.models.resaxial.loss import LOSS_MODES, resaxial_loss
 
 from .runlog import append_metrics, atomic_torch_save, truncate_metrics
 from .runtime import autocast as _autocast
@@ -438,7 +438,7 @@ def train_resaxial(store_path, config, on_step=None) -> ResAxialTrainResult:
 
     model_cfg = ResAxialConfig.from_dict(cfg.architecture)
     with LabelStore(store_path) as store:
-        splits = _splits(cfg, store.keys())
+        splits = _splits(cfg, store.keys(kind="md"))  # MD labels only: other kinds lack the maps
     data_args = dict(crop_size=cfg.crop_size, correlation_label=cfg.correlation_label,
                      embeddings=cfg.embeddings, multiple=model_cfg.multiple)
     train_ds = ResAxialData(store_path, splits["train"], **data_args)

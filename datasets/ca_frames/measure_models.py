@@ -21,8 +21,8 @@ import gemmi
 import numpy as np
 from tqdm import tqdm
 
-from dynaprot_viz.core.models.predictor import predict_dynaprot
-from dynaprot_viz.core.models.resaxial_predictor import predict_resaxial
+from dynaprot_viz.core.models.dynaprot.predictor import predict_dynaprot
+from dynaprot_viz.core.models.resaxial.predictor import predict_resaxial
 from dynaprot_viz.core.structure import load_chain
 
 ROOT = Path(__file__).resolve().parents[2]

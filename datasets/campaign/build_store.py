@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     with LabelStore(args.store) as store:
         splits = split_keys(store, cfg.get("val_fraction", 0.1), 0.0, cfg.get("seed", 0),
                             HERE / "families.tsv", cfg.get("val_keys"))
-        for k in store.keys():
+        for k in store.keys(kind="md"):  # a mixed store's other label kinds are not split
             n = len(store.metadata(k)["sequence"])
             split = "val" if k in splits["val"] else "train"
             print(f"{k}\t{n}\t{split}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 __all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "float_between", "model_help",
-           "add_weights_argument", "predictor_options"]
+           "add_weights_argument", "add_anm_scale_argument", "predictor_options"]
 
 
 def model_help() -> str:
@@ -44,6 +44,13 @@ def float_between(lo: float, hi: float, what: str = "value", inclusive: bool = T
     return _number(float, lambda v: lo < v < hi, f"{what} in ({lo:g}, {hi:g})")
 
 
+def add_anm_scale_argument(p) -> None:
+    """``--anm-scale``: the unit of ANM's amplitudes (default: Å from the amplitude model)."""
+    p.add_argument("--anm-scale", default=None, choices=["amplitude", "relative", "bfactors"],
+                   help="ANM only: amplitude (default): Å² from the shipped amplitude model fitted to "
+                        "ATLAS MD (300 K); relative: kT/gamma units; bfactors: fit to the file's B-factors")
+
+
 def add_weights_argument(p) -> None:
     """``--weights FILE``: a ``train --export`` output instead of the shipped weights."""
     p.add_argument("--weights", default=None, metavar="FILE",
@@ -68,10 +75,9 @@ def predictor_options(args) -> dict:
     options = {}
     scale = getattr(args, "anm_scale", None)
     if scale is not None:
-        if model == "anm":
-            options["scale"] = scale
-        elif scale != "relative":
+        if model != "anm":
             raise InputError("--anm-scale applies only to --model anm")
+        options["scale"] = scale
     accepted = inspect.signature(get_predictor(model)).parameters
     for name in ("device", "weights"):
         value = getattr(args, name, None)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._args import add_anm_scale_argument, add_weights_argument, model_help, predictor_options
 from ..core.errors import InputError
-from ..core.predictors import available_models
+from ..core.predictors import resolve_model
 
 HELP = "make a multi-panel figure (PNG/SVG/PDF): ellipsoids, coupling map, RMSF profile"
 
@@ -28,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..figure import RENDERERS
 
     p.add_argument("input", help="PDB or mmCIF file, plain or gzipped")
-    p.add_argument("--model", default="dynaprot",
-                   help="predictor: " + ", ".join(available_models()) + " (default dynaprot)")
+    p.add_argument("--model", default=None, help=model_help())
+    add_weights_argument(p)
     p.add_argument("--chain", default=None, help="chain name (default: first protein chain)")
     p.add_argument("--dynamics", default=None, metavar="NPZ",
                    help="use this saved prediction (.dynamics.npz) instead of predicting")
@@ -60,8 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--font-size", type=_float_in(3.9, 24.1, "--font-size"), default=8.0,
                    help="base font size in pt (default 8)")
     p.add_argument("--title", default=None, help="figure title (default none)")
-    p.add_argument("--anm-scale", default="relative", choices=["relative", "bfactors"],
-                   help="ANM only: relative units (kT/gamma) or fit to the file's B-factors")
+    add_anm_scale_argument(p)
 
 
 def run(args) -> int:
@@ -71,15 +71,19 @@ def run(args) -> int:
 
     if not (args.png or args.svg or args.pdf):
         raise InputError("give at least one output: --png, --svg or --pdf")
+    from ._outputs import check_output_file
+
+    for option, path in (("--png", args.png), ("--svg", args.svg), ("--pdf", args.pdf)):
+        if path:
+            check_output_file(path, option, create_folder=True)  # before predicting: a bad path costs no work
     source = Path(args.input)
     if not source.exists():
         raise FileNotFoundError(f"{source}: no such file")
     if args.dynamics:
         dyn = Dynamics.load(args.dynamics)
     else:
-        if args.model != "anm" and args.anm_scale != "relative":
-            raise InputError("--anm-scale applies only to --model anm")
-        options = {"scale": args.anm_scale} if args.model == "anm" else {}
+        args.model = resolve_model(args.model)
+        options = predictor_options(args)
         dyn = predict(source, model=args.model, chain=args.chain, **options)
     reference = Dynamics.load(args.reference) if args.reference else None
     result = make_figure(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._args import positive_int
+from ._args import add_anm_scale_argument, add_weights_argument, model_help, nonneg_int, predictor_options
 from ..core.errors import InputError
-from ..core.predictors import available_models
+from ..core.predictors import resolve_model
 
 HELP = "predict residue dynamics of one chain and write annotated files"
 
@@ -23,18 +23,17 @@ def stem_of(path) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="PDB or mmCIF file, plain or gzipped")
-    p.add_argument("--model", default="dynaprot",
-                   help="predictor: " + ", ".join(available_models()) + " (default dynaprot)")
+    p.add_argument("--model", default=None, help=model_help())
     p.add_argument("--chain", default=None, help="chain name (default: first protein chain)")
-    p.add_argument("--samples", type=positive_int, default=None, metavar="K",
-                   help="also write an ensemble of K sampled conformations")
+    p.add_argument("--samples", type=nonneg_int, default=0, metavar="K",
+                   help="also write an ensemble of K sampled conformations (default 0: none)")
     p.add_argument("--seed", type=int, default=0, help="random seed for --samples (default 0)")
     p.add_argument("--cif", action="store_true", help="also write <stem>.annotated.cif (mmCIF)")
-    p.add_argument("--anm-scale", default="relative", choices=["relative", "bfactors"],
-                   help="ANM only: relative units (kT/gamma) or fit to the file's B-factors")
+    add_anm_scale_argument(p)
     p.add_argument("--device", default=None,
                    help="learned models only: auto, cpu, cuda or cuda:K (default: DynaProt on CUDA "
                         "when available, ResAxial on CPU)")
+    add_weights_argument(p)
     p.add_argument("--out", required=True, help="output folder (created if needed)")
 
 
@@ -42,15 +41,12 @@ def run(args) -> int:
     from ..api import predict
     from ..export import write_annotated, write_ensemble
     from .._io import AtomicOutputs
+    from ._outputs import check_output_folder
 
     source = Path(args.input)
-    options = {"scale": args.anm_scale} if args.model == "anm" else {}
-    if args.model != "anm" and args.anm_scale != "relative":
-        raise InputError("--anm-scale applies only to --model anm")
-    if args.device is not None:
-        if args.model == "anm":
-            raise InputError("--device applies only to the learned models (dynaprot, resaxial)")
-        options["device"] = args.device
+    args.model = resolve_model(args.model)
+    options = predictor_options(args)
+    check_output_folder(args.out)  # before predicting: a bad --out costs no work
     dyn = predict(source, model=args.model, chain=args.chain, **options)
     out = Path(args.out)
     stem = stem_of(source)

@@ -69,6 +69,11 @@ def run(args) -> int:
         raise InputError("--out DIR is required")
     if args.ns is None:
         raise InputError("--ns X is required")
+    from ._outputs import check_output_file, check_output_folder
+
+    check_output_folder(args.out)  # before any MD: a bad path costs no simulation
+    if args.store:
+        check_output_file(args.store, "--store")
     cfg = SimulationConfig(ns=args.ns, temperature_K=args.temperature, save_interval_ps=args.save_ps,
                            equilibration_ps=args.equilibration_ps,
                            minimize_iterations=args.minimize_iterations, platform=args.platform,
@@ -78,10 +83,24 @@ def run(args) -> int:
                       progress=not args.no_progress)
     print(result.summary())
     if not result.ok:
-        failed = dict(result.failed)
-        if result.ingest is not None:
-            failed.update(result.ingest.failed)
-        print(f"dynaprot-viz simulate: error: {len(failed)} chain(s) failed (first: "
-              f"{next(iter(failed.items()))[0]}); the others are in {args.out}", file=sys.stderr)
+        # one line; finished MD is never lost: say where it is and how to finish the job
+        parts = []
+        if result.failed:
+            key, reason = next(iter(result.failed.items()))
+            parts.append(f"{len(result.failed)} chain(s) failed (first: {key}: {reason})")
+        unstored = result.unstored()
+        if unstored:
+            key, reason = next(iter(unstored.items()))
+            parts.append(f"the labels of {len(unstored)} chain(s) were not stored (first: {key}: {reason}); "
+                         f"their MD is kept (e.g. {result.trajectory(key)}): rerun the same command to "
+                         "store them, finished MD is not repeated")
+        elif result.store_error is not None:
+            parts.append(f"storing labels failed: {result.store_error}")
+        elif result.ingest is not None and result.ingest.failed:
+            key, reason = next(iter(result.ingest.failed.items()))
+            parts.append(f"the labels of {len(result.ingest.failed)} chain(s) were not stored "
+                         f"(first: {key}: {reason})")
+        print(f"dynaprot-viz simulate: error: {'; '.join(parts)}; finished chains are in {args.out}",
+              file=sys.stderr)
         return 2
     return 0

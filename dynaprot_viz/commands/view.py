@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._args import add_anm_scale_argument, add_weights_argument, model_help, nonneg_int, predictor_options
 from ..core.errors import InputError
-from ..core.predictors import available_models
+from ..core.predictors import resolve_model
 
 HELP = "predict dynamics and write an offline HTML page (3D ellipsoids, heatmap, pockets, animation)"
 
@@ -23,15 +24,21 @@ def _probability(text: str) -> float:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("input", help="PDB or mmCIF file (plain or gzipped), or a .dynamics.npz from `predict`")
-    p.add_argument("--model", default="dynaprot",
-                   help="predictor: " + ", ".join(available_models()) + " (default dynaprot)")
-    p.add_argument("--chain", default=None, help="chain name (default: first protein chain)")
+    p.add_argument("input", nargs="?", help="PDB or mmCIF file (plain or gzipped), or a .dynamics.npz from "
+                   "`predict` (omit with --store)")
+    p.add_argument("--model", default=None, help=model_help())
+    add_weights_argument(p)
+    add_anm_scale_argument(p)
+    p.add_argument("--chain", default=None, help="chain name (default: first protein chain); with --store: "
+                   "the entry id, e.g. 1abc_A")
+    p.add_argument("--store", default=None, metavar="STORE",
+                   help="show one entry (--chain ENTRY) of a `dynaprot-viz batch` store instead of INPUT")
     p.add_argument("--structure", default=None,
                    help="with a .npz INPUT: the structure file it was predicted from (for the cartoon)")
     p.add_argument("--probability", type=_probability, default=0.5,
                    help="probability inside each ellipsoid (default 0.5, as PyMOL)")
-    p.add_argument("--samples", type=int, default=20, help="ensemble samples to animate (default 20, 0: none)")
+    p.add_argument("--samples", type=nonneg_int, default=20, metavar="K",
+                   help="ensemble samples to animate (default 20, 0: none)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the samples (default 0)")
     p.add_argument("--cmap", default="viridis", help="matplotlib colour map for RMSF (default viridis)")
     p.add_argument("--html", required=True, help="output page (.html), written atomically")
@@ -41,18 +48,23 @@ def run(args) -> int:
     from ..api import predict
     from ..core.gaussian import Dynamics
     from ..html import write_html
+    from ._outputs import check_output_file
 
-    source = Path(args.input)
+    source = Path(args.input) if args.input is not None else None
     out = Path(args.html)
     if out.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--html {out}: the output name must end in .html")
-    if args.samples < 0:
-        raise InputError(f"--samples must be >= 0, got {args.samples}")
-    if source.name.endswith(".npz"):
+    check_output_file(out, "--html")  # before predicting: a bad path costs no work
+    if args.store is not None or source is None:
+        from ..batch.store import entry_for_view
+
+        dyn, structure = entry_for_view(args.store, args.chain, args.input, args.structure)
+    elif source.name.endswith(".npz"):
         dyn = Dynamics.load(source)
         structure = Path(args.structure) if args.structure else None
     else:
-        dyn = predict(source, model=args.model, chain=args.chain)
+        args.model = resolve_model(args.model)
+        dyn = predict(source, model=args.model, chain=args.chain, **predictor_options(args))
         structure = source
     write_html(dyn, out, structure, probability=args.probability, n_samples=args.samples, seed=args.seed,
                cmap=args.cmap)

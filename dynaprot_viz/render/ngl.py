@@ -34,9 +34,11 @@ def _require_nglview():
 
 
 def ngl_selection(residue) -> str:
-    """NGL selection string of one residue: ``42:A`` or ``42^B:A`` with an insertion code."""
+    """NGL selection string of one residue: ``42:A`` or ``42^B:A`` with an insertion code;
+    ``42`` for a blank chain id (MD files), which NGL's ``:`` syntax cannot name."""
     icode = f"^{residue.icode}" if residue.icode else ""
-    return f"{residue.number}{icode}:{residue.chain}"
+    chain = f":{residue.chain}" if residue.chain.strip() else ""
+    return f"{residue.number}{icode}{chain}"
 
 
 def ellipsoid_buffer(scene: Scene) -> dict:

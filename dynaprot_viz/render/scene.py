@@ -212,7 +212,7 @@ def build_scene(
         if color_by == "rmsf":
             rgba = colormap_rgba(rmsf, cmap)
             iso = " (isotropic model: spheres, no anisotropy)" if dynamics.isotropic else ""
-            legend = Legend(f"RMSF (Å), {dynamics.model_name}{iso}", cmap, float(rmsf.min()), float(rmsf.max()))
+            legend = Legend(f"{dynamics.rmsf_label}, {dynamics.model_name}{iso}", cmap, float(rmsf.min()), float(rmsf.max()))
         elif color_by == "coupling":
             if selected is None:
                 raise InputError("color_by='coupling' needs a selected residue")

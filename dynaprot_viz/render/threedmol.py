@@ -23,7 +23,7 @@ import numpy as np
 from .scene import Scene
 
 __all__ = ["Py3DmolView", "render_py3dmol", "py3dmol_calls", "mesh_spec", "decode_spec", "helper_js",
-           "threedmol_js", "threedmol_js_uri", "CA_SPHERE_RADIUS"]
+           "threedmol_js", "threedmol_js_uri", "threedmol_chain", "CA_SPHERE_RADIUS"]
 
 CA_SPHERE_RADIUS = 0.35  # Å
 
@@ -34,6 +34,17 @@ def _require_py3dmol():
     except ImportError:
         raise ImportError("the py3Dmol backend needs py3Dmol: pip install 'dynaprot-viz[jupyter]'") from None
     return py3Dmol
+
+
+def threedmol_chain(written: str) -> str:
+    """The chain id 3Dmol.js gives atoms of a PDB chain written as ``written``.
+
+    3Dmol's PDB parser keeps column 22 as it is, untrimmed: a blank chain id (MD
+    files, e.g. the ATLAS chains) is ``" "``, which a ``{chain: ""}`` selection does
+    not match (3Dmol compares with ``==``; the page would show a grey wireframe).
+    A two-character name (columns 21-22) is read as its last character.
+    """
+    return written[-1:] if written.strip() else " "
 
 
 def _xyz_list(arr, decimals: int) -> list[dict]:
@@ -108,7 +119,8 @@ def threedmol_js_uri() -> str:
 def py3dmol_calls(scene: Scene, *, animate_interval_ms: int = 100, loop: str = "backAndForth") -> list[tuple]:
     """The 3Dmol.js viewer calls that draw ``scene``: a list of ``(method, args)``."""
     calls: list[tuple] = [("addModel", (scene.structure_text, "pdb"))]
-    for chain, cmap in scene.chain_color_maps().items():
+    for written, cmap in scene.chain_color_maps().items():
+        chain = threedmol_chain(written)
         scheme = {"prop": "resi", "map": {str(k): v for k, v in cmap.items()}}
         calls.append(("setStyle", ({"chain": chain}, {"cartoon": {"colorscheme": scheme}})))
         calls.append(("addStyle", ({"chain": chain, "atom": "CA"},

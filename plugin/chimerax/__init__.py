@@ -46,8 +46,10 @@ _COLOUR = re.compile(r"^(-?[0-9.]+,)?(#[0-9A-Fa-f]{3,8}|[A-Za-z][A-Za-z ]*)$")
 
 
 def residue_spec(model_spec: str, chain: str, number: int, icode: str = "") -> str:
-    """ChimeraX spec of one residue, e.g. ``#1/A:42`` or ``#1/A:42B``."""
-    return f"{model_spec}/{chain}:{int(number)}{icode.strip()}"
+    """ChimeraX spec of one residue, e.g. ``#1/A:42`` or ``#1/A:42B``; ``#1:42`` for a blank
+    chain id (MD files), which the ``/`` syntax cannot name."""
+    chain_part = f"/{chain.strip()}" if chain.strip() else ""
+    return f"{model_spec}{chain_part}:{int(number)}{icode.strip()}"
 
 
 def residues_spec(model_spec: str, residues) -> str:
@@ -55,7 +57,8 @@ def residues_spec(model_spec: str, residues) -> str:
     by_chain: dict[str, list[str]] = {}
     for r in residues:
         by_chain.setdefault(r.chain, []).append(f"{int(r.number)}{r.icode.strip()}")
-    return " ".join(f"{model_spec}/{c}:{','.join(nums)}" for c, nums in by_chain.items())
+    return " ".join(f"{model_spec}{'/' + c.strip() if c.strip() else ''}:{','.join(nums)}"
+                    for c, nums in by_chain.items())
 
 
 def defattr_text(attribute: str, values, residues, model_spec: str, comment: str = "") -> str:

@@ -153,7 +153,8 @@ def _one_structure(session, s, opts):
     _results(session)[spec] = result
     log = session.logger
     log.info(dyn.summary())
-    log.info(f"dynaprot {_structure_name(s)}: attribute {RMSF_ATTRIBUTE} (Å), aniso at p = {opts.probability:g}")
+    log.info(f"dynaprot {_structure_name(s)}: attribute {RMSF_ATTRIBUTE} ({dyn.rmsf_unit}), "
+             f"aniso at p = {opts.probability:g}")
     if ensemble_spec:
         log.info(f"dynaprot: ensemble {ensemble_spec} with {len(result.ensemble)} coordinate sets (coordset {ensemble_spec})")
     for k, p in enumerate(result.pockets, start=1):

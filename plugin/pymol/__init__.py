@@ -12,7 +12,10 @@ Install either way:
   ``python plugin/pymol/build_zip.py`` (it still needs dynaprot_viz installed; it
   says how in one line when it is missing).
 
-What ``dynaprot obj`` leaves in the session (``obj`` = the selection's object):
+What ``dynaprot obj`` leaves in the session (``obj`` = the selection's object;
+when ``obj`` holds several protein chains, the chain joins the names, ``obj_B_dynaprot``,
+``obj_B_ensemble``, ``obj_B_pocket1``, so that running on chain A then chain B keeps
+both sets; an object with one protein chain, or a blank chain id, keeps the short names):
 
 - ``obj_dynaprot``: the predicted chain, B-factor column = RMSF_i (Å), coloured
   with ``spectrum b``; anisotropic U = Sigma_i (Å²) on the C-alpha atoms, drawn
@@ -119,6 +122,10 @@ def _resi_selector(chain: str, number: int, icode: str) -> str:
 def collect(selection: str, _self=None) -> tuple[str, str]:
     """PDB text of ``selection`` (current state) and the base name for the results.
 
+    The base name is the selection's object, ``obj``, or ``obj_<chain>`` when that
+    object holds several protein chains (and the chain id is not blank): results of
+    two chains of one object never overwrite each other.
+
     Runs on PyMOL's thread.  Raises InputError when the selection is empty or
     spans several chains (the prediction is for one chain).
     """
@@ -137,6 +144,10 @@ def collect(selection: str, _self=None) -> tuple[str, str]:
         )
     objects = cmd.get_object_list(f"({selection})") or []
     base = _object_name(objects[0] if len(objects) == 1 else selection)
+    if len(objects) == 1 and chains and chains[0].strip():
+        object_chains = set(cmd.get_chains(f"({objects[0]}) and polymer.protein"))
+        if len(object_chains) > 1:
+            base = _object_name(f"{objects[0]}_{chains[0]}")
     pdb = cmd.get_pdbstr(f"({selection}) and not solvent", state=-1)
     return pdb, base
 
@@ -194,7 +205,7 @@ def apply_result(result: PredictionResult, base: str, _self=None, quiet: int = 1
         _RESULTS[name] = result
     if not int(quiet):
         print(" DynaProt: " + dyn.summary().replace("\n", "\n DynaProt: "))
-        print(f" DynaProt: object {name}: B = RMSF ({lo:.2f}-{hi:.2f} Å), U on C-alpha, "
+        print(f" DynaProt: object {name}: B = RMSF ({lo:.2f}-{hi:.2f} {dyn.rmsf_unit}), U on C-alpha, "
               f"ellipsoids at p = {opts.probability:g}")
         if result.ensemble_pdb:
             print(f" DynaProt: object {ens_name}: {len(result.ensemble)} states (use the movie controls)")
@@ -217,22 +228,29 @@ def _key(residue) -> tuple[str, int, str]:
     return residue.chain, int(residue.number), residue.icode.strip()
 
 
-def _result_name(object_name: str) -> str:
+def _result_name(object_name: str, chain: str = "") -> str:
+    """The result object for ``object_name``: itself, ``<obj>_<chain>_dynaprot`` (a chain
+    of a multi-chain object) or ``<obj>_dynaprot``."""
+    candidates = [object_name]
+    if chain.strip():
+        candidates.append(f"{_object_name(f'{object_name}_{chain}')}_dynaprot")
+    candidates.append(f"{object_name}_dynaprot")
     with _LOCK:
-        for name in (object_name, f"{object_name}_dynaprot"):
+        for name in candidates:
             if name in _RESULTS:
                 return name
     raise InputError(f"no DynaProt result for object {object_name!r}; run 'dynaprot {object_name}' first")
 
 
 def result_for(object_name: str) -> PredictionResult:
-    """The prediction loaded as ``object_name`` (``X_dynaprot``), or for the object ``X``."""
+    """The prediction loaded as ``object_name`` (``X_dynaprot`` or ``X_B_dynaprot``), or for the
+    object ``X`` (when it has one predicted chain)."""
     return _RESULTS[_result_name(object_name)]
 
 
 # ----------------------------------------------------------------------------- commands
 def dynaprot(selection="(all)", model="", probability="0.5", samples=str(DEFAULT_SAMPLES),
-             palette=DEFAULT_PALETTE, chain="", seed="0", quiet=0, *, _self=None):
+             palette=DEFAULT_PALETTE, chain="", seed="0", weights="", quiet=0, *, _self=None):
     """
 DESCRIPTION
 
@@ -248,17 +266,22 @@ USAGE
 ARGUMENTS
 
     selection = str: atoms of ONE protein chain {default: (all)}
-    model = str: predictor (dynaprot, anm, resaxial, ...) {default: dynaprot
-            when installed, else anm}
+    model = str: predictor (anm, dynaprot, resaxial, ...) {default: the
+            winner of the shipped held-out evaluation, today anm; see
+            dynaprot-viz --help}
     probability = float in (0, 1): probability enclosed by each ellipsoid
             (sets ellipsoid_probability) {default: 0.5}
     samples = int: number K of sampled conformations, 0 for none {default: 20}
     palette = str: spectrum palette for RMSF {default: blue_white_red}
+    weights = str: learned models only, a weights file from
+            dynaprot-viz train --export {default: the shipped weights}
 
 RESULT
 
     obj_dynaprot (B = RMSF, U = Sigma_i on CA), obj_ensemble (K states),
-    selections obj_pocket1, obj_pocket2, ... (best first).
+    selections obj_pocket1, obj_pocket2, ... (best first).  When obj holds
+    several protein chains the chain is part of every name (obj_B_dynaprot,
+    obj_B_ensemble, obj_B_pocket1): running on chain A, then B, keeps both.
 
 EXAMPLES
 
@@ -272,7 +295,7 @@ SEE ALSO
     """
     cmd = _cmd(_self)
     try:
-        opts = parse_options(model, probability, samples, palette, chain=chain, seed=seed)
+        opts = parse_options(model, probability, samples, palette, chain=chain, seed=seed, weights=weights)
         _check_palette(opts.palette or DEFAULT_PALETTE, cmd)
         pdb, base = collect(selection, _self=cmd)
         result = compute(pdb, opts)
@@ -325,7 +348,7 @@ def _coupling(cmd, residue, palette, quiet):
     keys = set()
     for model, chain, resi in found:
         try:
-            target = _result_name(model)
+            target = _result_name(model, chain)
         except InputError:
             continue  # an object without a prediction (e.g. the ensemble)
         keys.add((target, chain) + _split_resi(resi))

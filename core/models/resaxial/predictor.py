@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError
-from ..gaussian import Dynamics
-from ..structure import ProteinChain
-from .resaxial import ResAxial, ResAxialConfig, collate_resaxial
-from .predictor import MAX_RESIDUES, _warn_preview, check_length, resolve_device
+from ...errors import InputError
+from ...gaussian import Dynamics
+from ...structure import ProteinChain
+from .model import ResAxial, ResAxialConfig, collate_resaxial
+from ..inference import MAX_RESIDUES, _warn_preview, check_length, resolve_device
 
 __all__ = [
     "predict_resaxial",

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .primitives import Linear
+from ..primitives import Linear
 
 __all__ = [
     "ResAxialConfig",

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .ipa import IPABlock
-from .pair import PairBlock
-from .primitives import NM_PER_ANGSTROM, Linear, embed_relative_position, rbf_distances
+from ..ipa import IPABlock
+from ..pair import PairBlock
+from ..primitives import NM_PER_ANGSTROM, Linear, embed_relative_position, rbf_distances
 
 __all__ = [
     "DynaProt",
@@ -116,7 +116,7 @@ def featurize_arrays(sequence: str, backbone: np.ndarray, frames=None) -> dict:
         :func:`~dynaprot_viz.core.structure.frames_for_model`); ``backbone`` may
         then hold NaN for N and C.
     """
-    from ..structure import local_frames
+    from ...structure import local_frames
 
     bb = np.asarray(backbone, dtype=np.float64)
     if bb.ndim != 3 or bb.shape[1:] != (3, 3) or len(sequence) != bb.shape[0]:

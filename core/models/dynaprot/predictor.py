@@ -6,7 +6,7 @@ they were trained on).  Models are built once per (weights file, device) and cac
 
 Register with::
 
-    register_predictor("dynaprot", "dynaprot_viz.core.models.predictor:predict_dynaprot",
+    register_predictor("dynaprot", "dynaprot_viz.core.models.dynaprot.predictor:predict_dynaprot",
                        "DynaProt-M + J (IPA, learned from MD): anisotropic marginals and coupling")
 """
 
@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError
-from ..gaussian import Dynamics
-from ..structure import frames_for_model
-from .dynaprot import DynaProt, DynaProtConfig, collate, featurize
+from ...errors import InputError
+from ...gaussian import Dynamics
+from ...structure import frames_for_model
+from ..inference import MAX_RESIDUES, _warn_preview, check_length, resolve_device
+from .model import DynaProt, DynaProtConfig, collate, featurize
 
 __all__ = ["predict_dynaprot", "load_dynaprot", "default_weights", "resolve_device", "DEFAULT_WEIGHTS"]
 
@@ -40,23 +41,6 @@ _LOCK = threading.Lock()
 def default_weights() -> Path:
     """Path of the shipped weights file inside the installed package."""
     return Path(str(resources.files("dynaprot_viz.weights").joinpath(DEFAULT_WEIGHTS)))
-
-
-def resolve_device(device) -> torch.device:
-    """``None`` or ``"auto"`` -> CUDA when available, else CPU; ``"cpu"``, ``"cuda"``,
-    ``"cuda:K"`` or a torch.device as given; InputError (one line) for anything else
-    and for CUDA without CUDA.  Shared by the predictors and the trainers."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:K' or None, got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} requested but CUDA is not available")
-    if dev.type not in ("cpu", "cuda"):
-        raise InputError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    return dev
 
 
 def load_dynaprot(weights=None, device="cpu") -> DynaProt:
@@ -103,35 +87,6 @@ def load_dynaprot(weights=None, device="cpu") -> DynaProt:
         model = model.to(dev).eval()
         _CACHE[key] = model
         return model
-
-
-_PREVIEW_WARNED: set = set()
-
-
-def _warn_preview(model: str, card: str) -> None:
-    """Once per process: the shipped weights are a preview, not a scientific model."""
-    if model not in _PREVIEW_WARNED:
-        _PREVIEW_WARNED.add(model)
-        warnings.warn(
-            f"{model}: the shipped weights are a PREVIEW trained on a tiny CPU-only MD campaign "
-            f"(17 small chains, 2.29 ns); they do not generalise (see dynaprot_viz/weights/{card}); "
-            "compare with model='anm'",
-            stacklevel=3,
-        )
-
-
-#: The pair blocks cost O(N^3): about 20 s at N = 1000 on one CPU core, hours beyond a
-#: few thousand; longer chains are refused with a one-line reason (override: max_residues).
-MAX_RESIDUES = 2000
-
-
-def check_length(chain, model: str, max_residues: int) -> None:
-    """InputError when ``chain`` is longer than ``max_residues`` (a predictor's practical limit)."""
-    if len(chain) > max_residues:
-        raise InputError(
-            f"{chain.source}: {len(chain)} residues; {model} is limited to {max_residues} on this build "
-            f"(cost grows as N^3): select a chain or domain, or pass max_residues=..."
-        )
 
 
 def predict_dynaprot(chain, device=None, weights=None, max_residues: int = MAX_RESIDUES) -> Dynamics:
