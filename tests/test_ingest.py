@@ -8,6 +8,8 @@ path, and the ATLAS / mdCATH / generic readers on files built from the same real
 import shutil
 import warnings
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -356,3 +358,27 @@ def test_cli_ingest(atlas_dir, tmp_path, capsys):
                  "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "1 of 1 chain(s) failed" in err
+
+
+ATLAS_1AB1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "atlas_chains" / "1ab1_A.pdb"
+
+
+@pytest.mark.skipif(not ATLAS_1AB1.exists(), reason="../shared/data/atlas_chains not present")
+def test_blank_chain_labels_line_up_with_predictions():
+    """An ATLAS start structure has a blank chain column: ingest names it "" as predict does
+    (it used to call it "A", so labels and predictions of one file did not match)."""
+    import warnings
+
+    import MDAnalysis as mda
+
+    from dynaprot_viz.core.structure import load_chain
+    from dynaprot_viz.training.readers import _reference_from_universe
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        u = mda.Universe(str(ATLAS_1AB1))
+    ref = _reference_from_universe(u, np.array(u.atoms.positions, dtype=np.float64), str(ATLAS_1AB1), None)
+    pred = load_chain(ATLAS_1AB1)
+    assert pred.chain_id == ""
+    assert [(r.chain, r.number, r.name) for r in ref.chain.residues] == \
+        [(r.chain, r.number, r.name) for r in pred.residues]

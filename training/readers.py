@@ -93,20 +93,22 @@ def _require_mda():
 
 
 def _chain_name(atoms) -> list[str]:
-    """Per-atom chain names: PDB chainID when present, else a short segid, else 'A'."""
+    """Per-atom chain names as :func:`~dynaprot_viz.core.structure.load_chain` names them, so
+    that labels and predictions of one file line up: the PDB chainID when the topology has
+    that column (blank stays ``""``, as gemmi reads it), else a short segid (PSF and other
+    chain-less topologies), else ``"A"``."""
     n = len(atoms)
-    ids = None
     if hasattr(atoms, "chainIDs"):
         ids = [str(c).strip() for c in atoms.chainIDs]
-        if not any(ids):
-            ids = None
-    if ids is None and hasattr(atoms, "segids"):
+        if any(ids):
+            return ids
+    if hasattr(atoms, "segids"):
         segs = [str(s).strip() for s in atoms.segids]
         if any(segs) and all(len(s) <= 4 and s != "SYSTEM" for s in segs):
-            ids = segs
-    if ids is None:
-        ids = ["A"] * n
-    return [c or "A" for c in ids]
+            return segs
+    if hasattr(atoms, "chainIDs"):
+        return [""] * n  # a PDB topology with a blank chain column
+    return ["A"] * n
 
 
 @dataclass(frozen=True, eq=False)
