@@ -487,7 +487,8 @@ def default_mdcath_rmsf_dir() -> Path | None:
 
 
 def _read_rmsf_csv(path: Path, column: str) -> dict:
-    """``{domain: {resid: rmsf Å}}`` from a mdcath-processor RMSF table."""
+    """``{domain: {resid: rmsf in nm}}`` from a mdcath-processor RMSF table (nm, as the tables
+    hold: multiply by 10 for Å; Pearson r does not care)."""
     out: dict = {}
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
@@ -515,7 +516,7 @@ def evaluate_mdcath_rmsf(folder, models=("anm",), temperature: int = 320, model_
 
     Layout (``/work/shared/data/mdcath_rmsf``, see its README): ``pdbs/<domain>.pdb``,
     ``rmsf/replica_average_<T>K.csv`` and ``rmsf/replica<r>_320K.csv`` (columns
-    ``domain_id, resid, resname, rmsf_<T>``, Å).
+    ``domain_id, resid, resname, rmsf_<T>``, nm).
 
     The noise floor beside each model: for every replica, the Pearson r of its RMSF
     with the mean RMSF of the other replicas (``floor_loo_r_mean``/``_min``), and the
