@@ -38,14 +38,26 @@ class LabelDataset:
     kind : str or iterable of str
         Record kinds to train on (default ``"md"``; None: every kind with marginals
         and coupling); chains of other kinds among ``keys`` are left out with a
-        warning.  ``"md-rmsf"`` cannot be used (no marginals or coupling).
+        warning.  ``"md-rmsf"`` cannot be used (no marginals or coupling) unless
+        ``source_aware`` is True.
+    anm : bool
+        Also the physics-prior ANM inputs (``featurize_arrays(..., anm=True)``: the ANM
+        of the whole chain, cropped with it).  Default False.
+    source_aware : bool
+        Examples also carry ``rmsf`` [N] Å, ``label_full`` [N] (1 for kinds with
+        marginals and coupling), ``label_rmsf`` [N] (1 where the RMSF label is finite
+        and positive) and ``kind_index`` [N] long (index into ``LABEL_KINDS``), so a
+        trainer can choose the loss by label kind; ``"md-rmsf"`` records are then
+        allowed, with zero placeholders (views, no memory) for marginals and coupling.
+        Default False (the examples described below, unchanged).
 
     An example is a dict of tensors (no batch axis): the model inputs of
     :func:`~dynaprot_viz.core.models.dynaprot.featurize_arrays` (float64) plus
     ``marginals`` [N, 3, 3] Å² and ``coupling`` [N, N] Å².
     """
 
-    def __init__(self, store_path, keys, crop_size: int = 256, cache_size: int = 512, kind="md"):
+    def __init__(self, store_path, keys, crop_size: int = 256, cache_size: int = 512, kind="md",
+                 anm: bool = False, source_aware: bool = False):
         from .store import LabelStore, _kind_set
 
         self.store_path = Path(store_path)
@@ -60,7 +72,8 @@ class LabelDataset:
         if missing:
             raise InputError(f"{self.store_path}: chains not in the label store: {', '.join(missing[:5])}")
         self.kinds = _kind_set(kind) if kind is not None else {"md", "experimental-ensemble"}
-        if "md-rmsf" in self.kinds:
+        self.anm, self.source_aware = bool(anm), bool(source_aware)
+        if "md-rmsf" in self.kinds and not self.source_aware:
             raise InputError("LabelDataset needs marginals and coupling; kind 'md-rmsf' holds RMSF only")
         kinds = self._store.kinds()
         other = [k for k in keys if kinds[k] not in self.kinds]
@@ -90,9 +103,12 @@ class LabelDataset:
             self._cache.move_to_end(key)
             return self._cache[key]
         lab = self._store.get(key)
-        item = featurize_arrays(lab.sequence, lab.backbone)
-        item["marginals"] = torch.from_numpy(np.array(lab.marginals, dtype=np.float64))
-        item["coupling"] = torch.from_numpy(np.array(lab.coupling, dtype=np.float64))
+        item = featurize_arrays(lab.sequence, lab.backbone, anm=self.anm)
+        if self.source_aware:
+            item.update(_source_aware_labels(lab))
+        else:
+            item["marginals"] = torch.from_numpy(np.array(lab.marginals, dtype=np.float64))
+            item["coupling"] = torch.from_numpy(np.array(lab.coupling, dtype=np.float64))
         self._cache[key] = item
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -103,7 +119,7 @@ class LabelDataset:
         sl = slice(start, start + length)
         out = {}
         for k, v in item.items():
-            if k == "coupling":
+            if k in ("coupling", "anm_coupling"):
                 out[k] = v[sl, sl]
             else:
                 out[k] = v[sl]
@@ -131,6 +147,29 @@ class LabelDataset:
 
     def close(self) -> None:
         self._store.close()
+
+
+def _source_aware_labels(lab) -> dict:
+    """The labels of a ``source_aware`` example (see :class:`LabelDataset`)."""
+    from .store import LABEL_KINDS
+
+    n = len(lab.sequence)
+    full = lab.marginals is not None and lab.coupling is not None
+    if full:
+        marg = torch.from_numpy(np.array(lab.marginals, dtype=np.float64))
+        coup = torch.from_numpy(np.array(lab.coupling, dtype=np.float64))
+    else:  # RMSF only: zero placeholders as stride-0 views (never used by the loss)
+        marg = torch.zeros(1, 1, 1, dtype=torch.float64).expand(n, 3, 3)
+        coup = torch.zeros(1, 1, dtype=torch.float64).expand(n, n)
+    rmsf = np.array(lab.rmsf, dtype=np.float64)
+    ok = np.isfinite(rmsf) & (rmsf > 0)
+    return {
+        "marginals": marg, "coupling": coup,
+        "rmsf": torch.from_numpy(np.where(ok, rmsf, 0.0)),
+        "label_full": torch.full((n,), float(full), dtype=torch.float64),
+        "label_rmsf": torch.from_numpy(ok.astype(np.float64)),
+        "kind_index": torch.full((n,), LABEL_KINDS.index(lab.kind), dtype=torch.long),
+    }
 
 
 # ----------------------------------------------------------------------------- splits

@@ -15,6 +15,15 @@
   rerunning the same config resumes from it (at most ``checkpoint_every - 1``
   steps are repeated after a kill);
 - metrics appended to ``out_dir/metrics.csv``; a tqdm bar on stderr;
+- label kinds (``kinds``, default ``["md"]``): with more than one kind, or with
+  ``"md-rmsf"`` (RMSF only, e.g. mdCATH), training is *source-aware*: the kind of
+  each chain selects its loss, the log-Euclidean loss on marginals and coupling for
+  ``"md"`` / ``"experimental-ensemble"``, the MSE of log RMSF (M: sqrt(tr Sigma_i),
+  J: sqrt(3 C_ii)) for ``"md-rmsf"``, each scaled by ``kind_weights[kind]`` (default 1);
+- ``keys_file``: only the chains it lists (one key per line, ``#`` comments) take
+  part in the split, e.g. ``datasets/mdcath_split/train.txt``;
+- the physics-prior model (``model: {prior: anm}``) gets its ANM inputs from the
+  data loader (one ANM per chain, cached with the chain);
 - ``torchrun --nproc_per_node K -m dynaprot_viz.cli train CONFIG.yaml``: with
   WORLD_SIZE > 1 the process group is initialised from the environment (NCCL on
   CUDA, gloo on CPU) and the model wrapped in DistributedDataParallel: process r
@@ -41,7 +50,9 @@ import torch
 from dynaprot_viz._io import atomic_write_text
 from dynaprot_viz.core.errors import InputError
 from dynaprot_viz.core.models.dynaprot import DynaProt, DynaProtConfig, count_parameters
-from dynaprot_viz.core.models.dynaprot.loss import FLOOR_COUPLING, FLOOR_MARGINAL, dynaprot_loss
+from dynaprot_viz.core.models.dynaprot.loss import (
+    FLOOR_COUPLING, FLOOR_MARGINAL, dynaprot_loss, log_rmsf_loss, rmsf_from_coupling, rmsf_from_marginals,
+)
 
 from .dataset import LabelDataset, split_keys
 from .runlog import append_metrics, atomic_torch_save, truncate_metrics
@@ -51,7 +62,8 @@ from .yaml_config import check_at_least_one, check_known_keys, read_yaml_mapping
 
 __all__ = ["TrainConfig", "TrainResult", "train", "load_config", "resolve_device", "evaluate_loss", "export_weights"]
 
-_METRIC_FIELDS = ["step", "split", "loss", "marginal", "coupling", "lr", "grad_norm", "elapsed_s"]
+_METRIC_FIELDS = ["step", "split", "loss", "marginal", "coupling", "rmsf", "rmsf_coupling", "lr", "grad_norm",
+                  "elapsed_s"]
 
 
 @dataclass
@@ -88,6 +100,19 @@ class TrainConfig:
     test_keys: list | None = None
     families_tsv: str | None = None
     progress: bool = True
+    kinds: list | None = None  # label kinds to train on (None: ["md"]); see the module docstring
+    kind_weights: dict = field(default_factory=dict)  # loss weight per label kind (default 1)
+    keys_file: str | None = None  # only these chains (one key per line) enter the split
+
+    @property
+    def label_kinds(self) -> list:
+        """The label kinds this run trains on (``kinds``, default ``["md"]``)."""
+        return list(self.kinds) if self.kinds else ["md"]
+
+    @property
+    def source_aware(self) -> bool:
+        """True when the label kind selects the loss (several kinds, or RMSF-only labels)."""
+        return len(set(self.label_kinds)) > 1 or "md-rmsf" in self.label_kinds
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -103,12 +128,22 @@ class TrainConfig:
             raise InputError("at least one of train_m, train_j must be true")
         check_precision(cfg.precision)
         check_at_least_one(cfg, ("max_steps", "batch_size", "checkpoint_every", "val_every"))
+        from .store import LABEL_KINDS
+
+        if cfg.kinds is not None and (not isinstance(cfg.kinds, list) or not cfg.kinds
+                                      or any(k not in LABEL_KINDS for k in cfg.kinds)):
+            raise InputError(f"kinds must be a non-empty list of {', '.join(LABEL_KINDS)}, got {cfg.kinds!r}")
+        if not isinstance(cfg.kind_weights, dict) or any(
+                k not in LABEL_KINDS or not isinstance(v, (int, float)) or not v >= 0
+                for k, v in cfg.kind_weights.items()):
+            raise InputError(f"kind_weights must map label kinds ({', '.join(LABEL_KINDS)}) to numbers >= 0, "
+                             f"got {cfg.kind_weights!r}")
         return cfg
 
 
 def load_config(path) -> TrainConfig:
     """Read a YAML training config; relative paths are resolved against its folder."""
-    data = read_yaml_mapping(path, ("store", "out_dir", "families_tsv"))
+    data = read_yaml_mapping(path, ("store", "out_dir", "families_tsv", "keys_file"))
     return TrainConfig.from_dict(data)
 
 
@@ -156,7 +191,60 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _source_aware_loss(cfg: TrainConfig, out: dict, batch: dict):
+    """Loss chosen by each chain's label kind (``batch["kind_index"]``, see the module docstring).
+
+    Terms: ``marginal`` / ``coupling`` (log-Euclidean, chains with full labels) and
+    ``rmsf`` / ``rmsf_coupling`` (MSE of log RMSF from M's trace and J's diagonal,
+    RMSF-only chains, labelled residues only).  Every term the run's kinds and heads
+    can produce is returned (0 when the batch has no chain of that kind), so that the
+    terms are the same on every step and every process.
+    """
+    from .store import LABEL_KINDS
+
+    kind_of = batch["kind_index"][:, 0].tolist()  # [B]
+    weight = torch.tensor([float(cfg.kind_weights.get(LABEL_KINDS[k], 1.0)) for k in kind_of],
+                          dtype=torch.float64, device=batch["mask"].device)
+    full = batch["label_full"][:, 0] > 0.5  # [B]
+    total = torch.zeros((), dtype=torch.float64, device=batch["mask"].device)
+    terms = {}
+    if bool(full.any()):
+        _, full_terms = dynaprot_loss(
+            cfg.loss,
+            marginals=out["marginals"][full] if "marginals" in out else None,
+            marginals_true=batch["marginals"][full] if "marginals" in out else None,
+            coupling=out["coupling"][full] if "coupling" in out else None,
+            coupling_true=batch["coupling"][full] if "coupling" in out else None,
+            mask=batch["mask"][full], floor_marginal=cfg.floor_marginal, floor_coupling=cfg.floor_coupling)
+        w = weight[full].mean()
+        total = total + w * (full_terms.get("marginal", 0.0) + cfg.coupling_weight * full_terms.get("coupling", 0.0))
+        terms.update(full_terms)
+    zero = torch.zeros((), dtype=torch.float64, device=batch["mask"].device)
+    if set(cfg.label_kinds) - {"md-rmsf"}:
+        for name, head in (("marginal", "marginals"), ("coupling", "coupling")):
+            if head in out:
+                terms.setdefault(name, zero)
+    if "md-rmsf" in cfg.label_kinds:
+        for name, head in (("rmsf", "marginals"), ("rmsf_coupling", "coupling")):
+            if head in out:
+                terms[name] = zero
+    rmsf_only = ~full
+    if bool(rmsf_only.any()):
+        rmask = (batch["mask"] * batch["label_rmsf"])[rmsf_only]
+        true = batch["rmsf"][rmsf_only]
+        w = weight[rmsf_only].mean()
+        if "marginals" in out:
+            terms["rmsf"] = log_rmsf_loss(rmsf_from_marginals(out["marginals"][rmsf_only]), true, rmask)
+            total = total + w * terms["rmsf"]
+        if "coupling" in out:
+            terms["rmsf_coupling"] = log_rmsf_loss(rmsf_from_coupling(out["coupling"][rmsf_only]), true, rmask)
+            total = total + w * cfg.coupling_weight * terms["rmsf_coupling"]
+    return total, terms
+
+
 def _compute_loss(cfg: TrainConfig, out: dict, batch: dict):
+    if "kind_index" in batch:
+        return _source_aware_loss(cfg, out, batch)
     total, terms = dynaprot_loss(
         cfg.loss,
         marginals=out.get("marginals"), marginals_true=batch["marginals"] if "marginals" in out else None,
@@ -227,14 +315,20 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
     out_dir = Path(cfg.out_dir)
     ckpt_path = out_dir / "checkpoints" / "last.pt"
     metrics_path = out_dir / "metrics.csv"
+    kinds = cfg.label_kinds
     with LabelStore(cfg.store) as store:
-        splits = split_keys(store, cfg.val_fraction, 0.0, cfg.seed, cfg.families_tsv, cfg.val_keys, cfg.test_keys)
+        splits = split_keys(store, cfg.val_fraction, 0.0, cfg.seed, cfg.families_tsv, cfg.val_keys, cfg.test_keys,
+                            kind=kinds)
+    if cfg.keys_file is not None:
+        allowed = _read_keys_file(cfg.keys_file)
+        splits = {k: ([x for x in v if x in allowed] if isinstance(v, list) else v) for k, v in splits.items()}
     if not splits["train"]:
         raise InputError(f"{cfg.store}: no chains left for training after the split")
-    train_ds = LabelDataset(cfg.store, splits["train"], cfg.crop_size)
+    model_cfg = DynaProtConfig.from_dict(cfg.model)
+    data_opts = dict(kind=kinds, anm=model_cfg.prior == "anm", source_aware=cfg.source_aware)
+    train_ds = LabelDataset(cfg.store, splits["train"], cfg.crop_size, **data_opts)
     val_keys = splits["val"]
 
-    model_cfg = DynaProtConfig.from_dict(cfg.model)
     model = DynaProt(model_cfg, use_m=cfg.train_m, use_j=cfg.train_j).to(device)
     n_params = count_parameters(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -287,7 +381,7 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
 
     history = []
     t0 = time.perf_counter()
-    val_ds = train_ds_val(cfg, val_keys) if val_keys else None
+    val_ds = LabelDataset(cfg.store, val_keys, cfg.crop_size, **data_opts) if val_keys else None
     bar = None
     try:
         if step == 0 and val_ds is not None:
@@ -337,6 +431,21 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
         procs.close()
     return TrainResult(step=step, resumed_from=resumed_from, history=history, out_dir=out_dir,
                        checkpoint=ckpt_path, n_parameters=n_params, splits=splits)
+
+
+def _read_keys_file(path) -> set:
+    """Keys listed in a text file (one per line, first column; ``#`` starts a comment)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such keys file")
+    keys = set()
+    for line in path.read_text().splitlines():
+        text = line.split("#", 1)[0].split()
+        if text:
+            keys.add(text[0])
+    if not keys:
+        raise InputError(f"{path}: lists no keys")
+    return keys
 
 
 def train_ds_val(cfg: TrainConfig, keys) -> LabelDataset:

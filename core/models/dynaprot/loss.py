@@ -17,12 +17,15 @@ from __future__ import annotations
 import torch
 
 __all__ = ["spd_logm", "log_euclidean_distance", "log_euclidean_loss", "mse_loss", "dynaprot_loss",
-           "FLOOR_MARGINAL", "FLOOR_COUPLING"]
+           "rmsf_from_marginals", "rmsf_from_coupling", "log_rmsf_loss",
+           "FLOOR_MARGINAL", "FLOOR_COUPLING", "FLOOR_RMSF"]
 
 #: default eigenvalue floors, Å² (MD marginal eigenvalues are ~0.01-10 Å²;
 #: C from a finite trajectory has rank <= frames - 1, the rest are floored)
 FLOOR_MARGINAL = 1e-3
 FLOOR_COUPLING = 1e-3
+#: Å: RMSF labels and predictions are floored here before the log (mdCATH RMSF >= ~0.3 Å)
+FLOOR_RMSF = 1e-2
 
 
 def _log_divided_difference(w: torch.Tensor, floor: float) -> torch.Tensor:
@@ -147,3 +150,36 @@ def dynaprot_loss(kind="log_euclidean", *, marginals=None, marginals_true=None, 
     if not terms:
         raise ValueError("dynaprot_loss needs marginals and/or coupling")
     return sum(terms.values()), terms
+
+
+# ----------------------------------------------------------------------------- RMSF-only labels
+
+
+def rmsf_from_marginals(marginals: torch.Tensor) -> torch.Tensor:
+    """RMSF_i = sqrt(tr Sigma_i): [*, N, 3, 3] Å² -> [*, N] Å (float64)."""
+    tr = torch.diagonal(marginals.to(torch.float64), dim1=-2, dim2=-1).sum(-1)
+    return torch.sqrt(torch.clamp(tr, min=FLOOR_RMSF**2))
+
+
+def rmsf_from_coupling(coupling: torch.Tensor) -> torch.Tensor:
+    """RMSF_i = sqrt(3 C_ii) (C_ii = tr(Sigma_i) / 3): [*, N, N] Å² -> [*, N] Å (float64)."""
+    diag = torch.diagonal(coupling.to(torch.float64), dim1=-2, dim2=-1)
+    return torch.sqrt(torch.clamp(3.0 * diag, min=FLOOR_RMSF**2))
+
+
+def log_rmsf_loss(rmsf_pred: torch.Tensor, rmsf_true: torch.Tensor, mask: torch.Tensor,
+                  floor: float = FLOOR_RMSF) -> torch.Tensor:
+    """Masked MSE of log RMSF, the loss of RMSF-only labels (kind ``"md-rmsf"``).
+
+    rmsf_pred, rmsf_true : [B, N] Å; mask : [B, N] (1 = a labelled residue).
+    Mean over labelled residues of (log max(pred, floor) - log max(true, floor))²;
+    a float64 scalar (0 when no residue is labelled).  Residues whose label is not
+    finite or not positive should be masked out by the caller.
+    """
+    if rmsf_pred.shape != rmsf_true.shape or rmsf_pred.shape != mask.shape:
+        raise ValueError(f"rmsf_pred, rmsf_true and mask must have one shape, got {tuple(rmsf_pred.shape)}, "
+                         f"{tuple(rmsf_true.shape)} and {tuple(mask.shape)}")
+    m = mask.to(torch.float64)
+    true = torch.where(m > 0, rmsf_true.to(torch.float64), torch.ones_like(m))
+    d = torch.log(torch.clamp(rmsf_pred.to(torch.float64), min=floor)) - torch.log(torch.clamp(true, min=floor))
+    return (d**2 * m).sum() / m.sum().clamp(min=1.0)
