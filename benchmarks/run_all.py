@@ -1,6 +1,6 @@
 """Run every benchmark in this folder, one after another, each in its own process.
 
-Run: .venv/bin/python benchmarks/run_all.py [NAME ...]   (e.g. anm sampling)
+Run: .venv/bin/python benchmarks/run_all.py [NAME ...]   (e.g. anm sampling compare)
 Each script prints its own table of ratios measured side by side.
 """
 

@@ -22,7 +22,7 @@ from .core.errors import InputError
 __all__ = ["main", "build_parser"]
 
 #: order in --help; commands not listed come after, alphabetically
-_ORDER = ["predict", "view", "figure", "ingest", "train", "evaluate", "simulate", "batch"]
+_ORDER = ["predict", "view", "figure", "ingest", "train", "evaluate", "simulate", "batch", "compare"]
 
 
 def _command_modules():

@@ -5,16 +5,27 @@ Panels (letters in reading order):
 a. **structure**: cartoon with one ellipsoid per C-alpha at probability p
    (Mahalanobis radius sqrt(chi2_3.ppf(p)), PyMOL's ``ellipsoid_probability``),
    coloured by RMSF with the colour bar beside it; ray-traced by PyMOL in batch
-   mode (``pymol2`` in-process, else a ``pymol -cq`` subprocess).  Without PyMOL
+   mode (``pymol2`` in-process, else a ``pymol -cq`` subprocess).  The view is
+   framed by the ellipsoids' extent (not only the atoms'), so a large ellipsoid is
+   never cut at the panel's edge.  RMSF colours span the 2nd-98th percentile
+   (arrows on the colour bar; the true range is in its label).  Without PyMOL
    the ``projection`` renderer draws the C-alpha trace and the ellipsoids'
    outlines projected on the structure's principal plane (exact shadows: the
    outline of a p-ellipsoid with covariance S seen along the view is the ellipse
    of P S P^T at the same radius).
-b. **coupling**: the correlation map C~_ij (DCCM, dimensionless, -1..1) or the
-   coupling C_ij (Å²), with a colour bar and its units.
-c. **RMSF profile**: RMSF_i = sqrt(tr Sigma_i) (Å) per residue, pocket patches
-   shaded and labelled P1, P2, ... (best first); with a reference, the reference
-   RMSF and Pearson r.
+b. **coupling**: the correlation map C~_ij (DCCM, dimensionless), the correlation
+   of the slowest modes, or the coupling C_ij (Å²), with a colour bar saying what
+   is shown and in which range (``heatmap_range``: -1..1, or ±98th percentile of
+   |C_ij| when most entries are tiny, as ANM's on long chains).  Drawn as a
+   matrix: residue 1 at the top left, as on the page and in the widget
+   (:data:`dynaprot_viz.render.scales.HEATMAP_ORIGIN`).
+c. **RMSF profile**: RMSF_i = sqrt(tr Sigma_i) (Å) per residue, each pocket shaded
+   as one band per stretch of sequence (gaps of a few residues bridged) and
+   labelled P1, P2, ... (best first), labels placed so that they overlap neither
+   each other nor the title or legend; with a reference, the reference RMSF and
+   Pearson r.
+
+Residue axes have ticks on round residue numbers (10, 20, 50, ...).
 d. **band-wise coupling** (only with a reference Dynamics, e.g. from MD): Pearson
    r between predicted and reference correlation maps over the entries with
    1 <= j - i <= k, k = 1..50 (DESIGN.md section 4).
@@ -46,6 +57,7 @@ __all__ = [
     "save_figure",
     "render_structure",
     "pymol_scene_script",
+    "ellipsoid_extent_points",
     "match_reference",
     "RENDERERS",
     "MM_PER_INCH",
@@ -72,6 +84,9 @@ class FigureResult:
         The pocket patches marked on the RMSF profile.
     bandwise : ndarray, shape (50,), or None
         Pearson r per band k = 1..50 when a reference was given.
+    style : dict
+        The matplotlib rcParams the figure was composed under; :func:`save_figure`
+        saves under them too (same layout as ``panels``, SVG/PDF font settings).
     """
 
     figure: object
@@ -80,6 +95,7 @@ class FigureResult:
     dpi: float
     pockets: list = field(default_factory=list)
     bandwise: np.ndarray | None = None
+    style: dict = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -115,33 +131,47 @@ def _style(font_size: float) -> dict:
     }
 
 
-def _rmsf_range(rmsf: np.ndarray, vmax=None) -> tuple[float, float, bool]:
-    """Colour range of RMSF (Å): min .. robust max; True when values above are clipped."""
-    lo, hi = float(rmsf.min()), float(rmsf.max())
-    if vmax is None:
-        p95 = float(np.percentile(rmsf, 95))
-        vmax = p95 if hi > 1.5 * p95 else hi
-    vmax = float(vmax)
-    if not vmax > lo:
-        vmax = lo + 1e-6
-    return lo, vmax, hi > vmax + 1e-9
+def _rmsf_range(rmsf: np.ndarray, vmax=None) -> tuple[float, float, str]:
+    """Colour range of RMSF (Å) and the colour bar's ``extend``.
+
+    Default: the 2nd-98th percentile (:func:`~dynaprot_viz.render.scales.rmsf_color_range`,
+    as the page); ``vmax`` sets the top.  ``extend`` is "min", "max", "both" or
+    "neither" as values fall outside.
+    """
+    from .render.scales import rmsf_color_range
+
+    lo, hi = rmsf_color_range(rmsf)
+    if vmax is not None:
+        hi = float(vmax)
+        lo = min(lo, hi - 1e-6)
+    below, above = float(rmsf.min()) < lo - 1e-9, float(rmsf.max()) > hi + 1e-9
+    extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get((below, above), "neither")
+    return lo, hi, extend
 
 
-def _residue_labels(dynamics: Dynamics) -> list[str]:
-    chains = {r.chain for r in dynamics.residues}
-    if len(chains) > 1:
-        return [f"{r.chain}{r.number}{r.icode}" for r in dynamics.residues]
-    return [f"{r.number}{r.icode}" for r in dynamics.residues]
+def _set_residue_ticks(axis, dynamics: Dynamics, target: int) -> None:
+    """Ticks on round residue numbers (:func:`~dynaprot_viz.render.scales.residue_ticks`) at
+    residue indices of ``axis`` (data coordinates = index)."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator
+
+    from .render.scales import residue_ticks
+
+    ticks = residue_ticks(dynamics.residues, target=target)
+    axis.set_major_locator(FixedLocator([i for i, _ in ticks]))
+    axis.set_major_formatter(FixedFormatter([t for _, t in ticks]))
 
 
-def _index_formatter(labels):
-    from matplotlib.ticker import FuncFormatter
-
-    def fmt(x, _pos):
-        i = int(round(x))
-        return labels[i] if 0 <= i < len(labels) and abs(x - i) < 1e-6 else ""
-
-    return FuncFormatter(fmt)
+def _pocket_bands(residues, n: int) -> list[tuple[int, int]]:
+    """Bands (first, last index) of one pocket on the sequence: its contiguous runs,
+    with gaps of up to max(3, n / 60) residues bridged (one band per stretch)."""
+    gap = max(3, n // 60)
+    out: list[tuple[int, int]] = []
+    for a, b in _runs(residues):
+        if out and a - out[-1][1] - 1 <= gap:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 def _runs(indices) -> list[tuple[int, int]]:
@@ -171,12 +201,39 @@ def _scene_pdb_text(dynamics: Dynamics, source) -> str:
     return st.make_pdb_string()
 
 
+def ellipsoid_extent_points(dynamics: Dynamics, probability: float = 0.5) -> np.ndarray:
+    """Points whose bounding box is the p-ellipsoids' bounding box, shape (6 N, 3), Å.
+
+    The p-ellipsoid of residue i (centre mu_i, covariance Sigma_i, Mahalanobis radius
+    r = sqrt(chi2_3.ppf(p))) reaches mu_i,k ± r sqrt(Sigma_i,kk) along axis k: these
+    six points per residue have exactly the ellipsoid's axis-aligned extent.
+    """
+    from .geometry import mahalanobis_radius
+
+    r = mahalanobis_radius(probability)
+    half = r * np.sqrt(np.clip(np.einsum("nkk->nk", dynamics.marginals), 0.0, None))  # [N, 3] Å
+    eye = np.eye(3)
+    pts = [dynamics.mean + sign * half[:, k:k + 1] * eye[k] for k in range(3) for sign in (1.0, -1.0)]
+    return np.concatenate(pts, axis=0)
+
+
+def _extent_pdb_text(points: np.ndarray) -> str:
+    lines = []
+    for i, (x, y, z) in enumerate(points, start=1):
+        lines.append(f"HETATM{i % 100000:5d}  X   EXT X{(i // 10000) % 10000:4d}    "
+                     f"{x:8.3f}{y:8.3f}{z:8.3f}  1.00  0.00           C")
+    return "\n".join(lines) + "\nEND\n"
+
+
 def pymol_scene_script(pdb_path, png_path, *, width: int, height: int, vmin: float, vmax: float,
-                       probability: float = 0.5, cmap: str = "viridis", dpi: int = 300) -> str:
+                       probability: float = 0.5, cmap: str = "viridis", dpi: int = 300,
+                       extent_path=None) -> str:
     """PyMOL command script (.pml) that ray-traces the structure panel to ``png_path``.
 
     The B column of ``pdb_path`` must hold RMSF (Å); colours are ``cmap`` sampled
-    at 21 stops over [vmin, vmax] (values outside are clamped).
+    at 21 stops over [vmin, vmax] (values outside are clamped).  ``extent_path``:
+    a PDB of points spanning the ellipsoids (:func:`ellipsoid_extent_points`),
+    loaded hidden so that the view is framed by the ellipsoids, not only the atoms.
     """
     matplotlib, _ = _mpl()
     colormap = matplotlib.colormaps[cmap]
@@ -203,7 +260,14 @@ def pymol_scene_script(pdb_path, png_path, *, width: int, height: int, vmin: flo
         "show cartoon, dpv_prot",
         "show ellipsoids, dpv_prot and name CA",
         "orient dpv_prot",
-        "zoom dpv_prot, 2",
+    ]
+    if extent_path is not None:
+        # frame with the ellipsoids' extent: hidden points at each ellipsoid's bounding box
+        lines += [f"load {Path(extent_path).as_posix()}, dpv_extent", "hide everything, dpv_extent",
+                  "zoom dpv_prot or dpv_extent, 1.5, complete=1"]
+    else:
+        lines.append("zoom dpv_prot, 2, complete=1")
+    lines += [
         f"png {Path(png_path).as_posix()}, width={int(width)}, height={int(height)}, dpi={int(dpi)}, ray=1",
     ]
     return "\n".join(lines) + "\n"
@@ -256,9 +320,11 @@ def render_structure(dynamics: Dynamics, source, *, width: int, height: int, vmi
     with tempfile.TemporaryDirectory(prefix="dynaprot-fig-") as tmp:
         pdb = Path(tmp) / "scene.pdb"
         pdb.write_text(_scene_pdb_text(dynamics, source), encoding="utf-8")
+        extent = Path(tmp) / "extent.pdb"
+        extent.write_text(_extent_pdb_text(ellipsoid_extent_points(dynamics, probability)), encoding="utf-8")
         png = Path(tmp) / "scene.png"
         script = pymol_scene_script(pdb, png, width=width, height=height, vmin=vmin, vmax=vmax,
-                                    probability=probability, cmap=cmap, dpi=dpi)
+                                    probability=probability, cmap=cmap, dpi=dpi, extent_path=extent)
         if how == "pymol2":
             _run_pymol_inprocess(script)
         else:
@@ -300,10 +366,14 @@ def _draw_projection(ax, dynamics: Dynamics, norm, cmap, probability: float) -> 
         ax.add_patch(Ellipse(xy[i], 2 * k * np.sqrt(max(w[i, 1], 0)), 2 * k * np.sqrt(max(w[i, 0], 0)),
                              angle=angle, facecolor=colours[i], edgecolor="0.2", linewidth=0.2,
                              alpha=0.85, zorder=2))
-    pad = 2 * k * np.sqrt(w.max())
-    ax.set_xlim(xy[:, 0].min() - pad, xy[:, 0].max() + pad)
-    ax.set_ylim(xy[:, 1].min() - pad, xy[:, 1].max() + pad)
-    ax.set_aspect("equal")
+    # frame with the ellipses' extent: the ellipse of covariance S at radius k reaches
+    # k sqrt(S_xx) left and right of its centre and k sqrt(S_yy) up and down
+    half = k * np.sqrt(np.clip(np.einsum("nkk->nk", cov2), 0.0, None))  # [N, 2]
+    lo, hi = (xy - half).min(axis=0), (xy + half).max(axis=0)
+    margin = 0.03 * float((hi - lo).max())
+    ax.set_xlim(lo[0] - margin, hi[0] + margin)
+    ax.set_ylim(lo[1] - margin, hi[1] + margin)
+    ax.set_aspect("equal", adjustable="box")
 
 
 # ----------------------------------------------------------------------------- reference
@@ -342,6 +412,8 @@ def make_figure(
     probability: float = 0.5,
     cmap: str = "viridis",
     heatmap: str = "correlation",
+    heatmap_range: str = "auto",
+    slow_modes: int = 10,
     renderer: str = "auto",
     rmsf_max: float | None = None,
     width_mm: float = 180.0,
@@ -368,13 +440,22 @@ def make_figure(
         Probability enclosed by each ellipsoid.
     cmap : str
         Matplotlib colour map for RMSF (structure and colour bar).
-    heatmap : {"correlation", "coupling"}
-        DCCM C~ (dimensionless) or coupling C (Å²).
+    heatmap : {"correlation", "slow", "coupling"}
+        DCCM C~ (dimensionless), the correlation of the ``slow_modes`` largest-variance
+        modes of the coupling (dimensionless), or the coupling C (Å²).
+    heatmap_range : {"auto", "full", "robust"}
+        Colour range of a correlation map (:func:`~dynaprot_viz.render.scales.correlation_view`):
+        -1..1, or ±98th percentile of |C_ij| (i != j, beyond clamped); ``auto`` picks
+        ``robust`` when fewer than 2 % of the entries reach |C| = 0.5 (ANM's DCCM on
+        chains of a few hundred residues is nearly blank on -1..1).  The colour bar
+        and the panel title say which is shown.
+    slow_modes : int
+        Modes kept by ``heatmap="slow"``.
     renderer : {"auto", "pymol", "projection", "none"}
         ``auto``: PyMOL when available, else the projection (with a warning).
     rmsf_max : float, optional, Å
-        Top of the RMSF colour range; default robust (95th percentile when the
-        maximum exceeds it by half, else the maximum; the bar then shows an arrow).
+        Top of the RMSF colour range; default robust: the 2nd-98th percentile, as
+        on the page (the colour bar shows arrows and its label the true range).
     width_mm, height_mm : float
         Figure size (height default: 0.72 x width, 0.80 with a reference).
     dpi : float
@@ -393,8 +474,14 @@ def make_figure(
 
     if renderer not in RENDERERS:
         raise InputError(f"renderer must be one of {', '.join(RENDERERS)}, got {renderer!r}")
-    if heatmap not in ("correlation", "coupling"):
-        raise InputError(f"heatmap must be 'correlation' or 'coupling', got {heatmap!r}")
+    if heatmap not in ("correlation", "slow", "coupling"):
+        raise InputError(f"heatmap must be 'correlation', 'slow' or 'coupling', got {heatmap!r}")
+    from .render.scales import CORRELATION_RANGES, HEATMAP_ORIGIN, correlation_view
+
+    if heatmap_range not in CORRELATION_RANGES:
+        raise InputError(f"heatmap_range must be one of {', '.join(CORRELATION_RANGES)}, got {heatmap_range!r}")
+    if int(slow_modes) < 1:
+        raise InputError(f"slow_modes must be at least 1, got {slow_modes!r}")
     if cmap not in matplotlib.colormaps:
         raise InputError(f"cmap {cmap!r} is not a matplotlib colour map (e.g. viridis, magma, coolwarm)")
     if not (20 <= float(width_mm) <= 600):
@@ -415,14 +502,16 @@ def make_figure(
     width_in = float(width_mm) / MM_PER_INCH
     height_in = (float(height_mm) if height_mm else float(width_mm) * (0.80 if reference is not None else 0.72)) / MM_PER_INCH
     rmsf = dynamics.rmsf
-    vmin, vmax, clipped = _rmsf_range(rmsf, rmsf_max)
+    vmin, vmax, extend = _rmsf_range(rmsf, rmsf_max)
     norm = Normalize(vmin, vmax, clip=True)
     colormap = matplotlib.colormaps[cmap]
-    labels = _residue_labels(dynamics)
     n = dynamics.n_residues
 
     with matplotlib.rc_context(_style(float(font_size))):
         fig = mfigure.Figure(figsize=(width_in, height_in), dpi=dpi, layout="constrained")
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)  # a canvas with a renderer: text extents for placing labels
         top, bottom = fig.subfigures(2, 1, height_ratios=[1.45, 1.0])
         ax_s, ax_c = top.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1.0]})
         if reference is not None:
@@ -432,40 +521,46 @@ def make_figure(
 
         # a. structure --------------------------------------------------------------
         used = _structure_panel(fig, ax_s, dynamics, source, renderer, norm, colormap, probability,
-                                dpi, cmap, clipped, width_in, height_in)
-        # b. coupling ----------------------------------------------------------------
-        if heatmap == "correlation":
-            data, cm, lim, unit = dynamics.correlation, "RdBu_r", (-1.0, 1.0), "correlation $\\tilde C_{ij}$ (DCCM, unitless)"
+                                dpi, cmap, extend, width_in, height_in)
+        # b. coupling: a matrix, residue 1 at the top left (HEATMAP_ORIGIN, as page and widget)
+        heat_extend = "neither"
+        if heatmap in ("correlation", "slow"):
+            view = correlation_view(dynamics, heatmap_range, slow_modes if heatmap == "slow" else None)
+            data, cm, lim = view.matrix, "RdBu_r", (view.vmin, view.vmax)
+            what = ("correlation $\\tilde C_{ij}$ (DCCM)" if heatmap == "correlation"
+                    else view.what.replace("correlation of the", "correlation,").replace(" (", "\n("))
+            unit = what + ("\ncolours ±%.2f (98th pct of $|C_{ij}|$)" % view.vmax if view.kind == "robust" else "")
+            heat_extend = "both" if view.kind == "robust" else "neither"
+            heat_title = {"correlation": "b  residue correlation", "slow": "b  slow-mode correlation"}[heatmap]
         else:
             m = float(np.abs(dynamics.coupling).max())
             cu = "relative, kT/γ" if dynamics.relative_units else "Å$^2$"
             data, cm, lim, unit = dynamics.coupling, "RdBu_r", (-m, m), f"coupling $C_{{ij}}$ ({cu})"
-        im = ax_c.imshow(data, cmap=cm, vmin=lim[0], vmax=lim[1], origin="lower", interpolation="nearest",
-                         aspect="equal", extent=(-0.5, n - 0.5, -0.5, n - 0.5), rasterized=True)
-        cb = fig.colorbar(im, ax=ax_c, shrink=0.85, pad=0.02)
+            heat_title = "b  residue coupling"
+        im = ax_c.imshow(data, cmap=cm, vmin=lim[0], vmax=lim[1], origin=HEATMAP_ORIGIN, interpolation="nearest",
+                         aspect="equal", extent=(-0.5, n - 0.5, n - 0.5, -0.5), rasterized=True)
+        cb = fig.colorbar(im, ax=ax_c, shrink=0.85, pad=0.02, extend=heat_extend)
         cb.set_label(unit)
         cb.outline.set_linewidth(0.5)
-        for axis in (ax_c.xaxis, ax_c.yaxis):
-            axis.set_major_formatter(_index_formatter(labels))
-            axis.set_major_locator(_integer_locator(n))
+        _set_residue_ticks(ax_c.xaxis, dynamics, target=6)
+        _set_residue_ticks(ax_c.yaxis, dynamics, target=6)
         ax_c.set_xlabel("residue $j$")
         ax_c.set_ylabel("residue $i$")
-        ax_c.set_title("b  residue coupling", loc="left", fontweight="bold")
+        ax_c.set_title(heat_title, loc="left", fontweight="bold")
         for spine in ("top", "right"):
             ax_c.spines[spine].set_visible(True)
 
         # c. RMSF profile -------------------------------------------------------------
         xs = np.arange(n)
+        band_labels = []  # (x centre, name): one label per band
         for k, pocket in enumerate(pockets, start=1):
-            runs = _runs(pocket.residues)
-            for a, b in runs:
+            for a, b in _pocket_bands(pocket.residues, n):
                 ax_r.axvspan(a - 0.5, b + 0.5, color="#f4a582", alpha=0.45, linewidth=0, zorder=0)
-            longest = max(runs, key=lambda ab: ab[1] - ab[0])
-            ax_r.annotate(f"P{k}", (0.5 * (longest[0] + longest[1]), 1.0), xycoords=("data", "axes fraction"),
-                          ha="center", va="bottom", fontsize=float(font_size) - 1, color="#b2182b")
+                band_labels.append((0.5 * (a + b), f"P{k}"))
         ax_r.plot(xs, rmsf, color="black", linewidth=1.0, label=f"{dynamics.model_name}", zorder=3)
         ax_r.scatter(xs, rmsf, c=colormap(norm(rmsf)), s=6, linewidths=0, zorder=4)
         bandwise = None
+        top = float(np.nanmax(rmsf))
         if reference is not None:
             i_pred, i_ref = ref_idx
             ref_rmsf = np.full(n, np.nan)
@@ -479,14 +574,15 @@ def make_figure(
             cp = dynamics.correlation[np.ix_(i_pred, i_pred)]
             ct = reference.correlation[np.ix_(i_ref, i_ref)]
             bandwise = bandwise_coupling_pearson(cp, ct, max_band=int(max_band))
+            top = max(top, float(np.nanmax(ref_rmsf)))
         ax_r.set_xlim(-0.5, n - 0.5)
-        ax_r.set_ylim(0, None)
-        ax_r.xaxis.set_major_formatter(_index_formatter(labels))
-        ax_r.xaxis.set_major_locator(_integer_locator(n, target=12))
+        ax_r.set_ylim(0, top * 1.05 if top > 0 else 1.0)
+        _set_residue_ticks(ax_r.xaxis, dynamics, target=12)
         ax_r.set_xlabel("residue")
         ax_r.set_ylabel(dynamics.rmsf_label)
         ax_r.set_title("c  flexibility" + ("  (shaded: pocket patches)" if pockets else ""),
                        loc="left", fontweight="bold")
+        _place_pocket_labels(fig, ax_r, band_labels, float(font_size) - 1, top)
 
         # d. band-wise coupling --------------------------------------------------------
         if ax_b is not None:
@@ -502,18 +598,79 @@ def make_figure(
             ax_b.grid(True, linewidth=0.3, alpha=0.5)
         if title:
             fig.suptitle(title, fontsize=float(font_size) + 1)
-        fig.canvas.draw()
-        panels = {"structure": _pixel_box(fig, ax_s), "coupling": _pixel_box(fig, ax_c), "rmsf": _pixel_box(fig, ax_r)}
+        named = {"structure": ax_s, "coupling": ax_c, "rmsf": ax_r}
         if ax_b is not None:
-            panels["bandwise"] = _pixel_box(fig, ax_b)
+            named["bandwise"] = ax_b
+        panels = None
+        for _ in range(5):  # constrained layout settles over a few passes: boxes as saved
+            fig.canvas.draw()
+            boxes = {name: _pixel_box(fig, ax) for name, ax in named.items()}
+            if boxes == panels:
+                break
+            panels = boxes
     return FigureResult(figure=fig, panels=panels, renderer=used, dpi=float(dpi), pockets=list(pockets),
+                        style=_style(float(font_size)),
                         bandwise=bandwise)
 
 
-def _integer_locator(n: int, target: int = 6):
-    from matplotlib.ticker import MaxNLocator
+def _place_pocket_labels(fig, ax, labels, font_size: float, top: float) -> list:
+    """Write pocket labels (x in data units, name) inside the top of ``ax``, in rows, so
+    that no label overlaps another, the title or the legend (tried at the upper left,
+    right and centre: the place that needs the fewest rows wins); then raise the y
+    limit so that the curves stay below the labels and the legend.  Returns the Text
+    artists."""
+    from matplotlib.transforms import blended_transform_factory
 
-    return MaxNLocator(nbins=target, integer=True, min_n_ticks=2)
+    trans = blended_transform_factory(ax.transData, ax.transAxes)
+    texts = [ax.text(x, 0.98, name, transform=trans, ha="center", va="top", fontsize=font_size,
+                     color="#b2182b", zorder=5, clip_on=False)
+             for x, name in sorted(labels)]
+    legend = ax.get_legend()
+    if not texts and legend is None:
+        return []
+    renderer = fig.canvas.get_renderer()
+
+    def arrange() -> float:
+        """Place the labels in rows; the lowest occupied axes fraction (labels and legend)."""
+        fig.canvas.draw()  # lay out: sizes and positions in pixels
+        ax_box = ax.get_window_extent(renderer)
+        obstacles = [ax.title.get_window_extent(renderer)]
+        lowest = 0.98
+        if legend is not None:
+            lb = legend.get_window_extent(renderer)
+            obstacles.append(lb)
+            lowest = min(lowest, (lb.y0 - ax_box.y0) / ax_box.height)
+        if texts:
+            dy = 1.15 * max(t.get_window_extent(renderer).height for t in texts) / ax_box.height
+            placed = []
+            for t in texts:
+                for row in range(12):
+                    t.set_y(0.98 - row * dy)
+                    bb = t.get_window_extent(renderer).padded(2.0)  # 2 px apart
+                    if not any(bb.overlaps(o) for o in placed + obstacles):
+                        break
+                placed.append(bb)
+                lowest = min(lowest, 0.98 - (row + 1) * dy)
+        return lowest
+
+    if legend is None:
+        lowest = arrange()
+    else:
+        tried = []
+        def move(loc):
+            if hasattr(legend, "set_loc"):  # matplotlib >= 3.8
+                legend.set_loc(loc)
+            else:
+                legend._loc = legend.codes[loc]
+
+        for loc in ("upper left", "upper right", "upper center"):
+            move(loc)
+            tried.append((arrange(), loc))
+        move(max(tried)[1])
+        lowest = arrange()
+    # the data stay under the labels: top (+2 %) at axes fraction `lowest`
+    ax.set_ylim(0, (top if top > 0 else 1.0) * 1.02 / max(lowest, 0.35))
+    return texts
 
 
 def _pixel_box(fig, ax) -> tuple[int, int, int, int]:
@@ -523,7 +680,7 @@ def _pixel_box(fig, ax) -> tuple[int, int, int, int]:
 
 
 def _structure_panel(fig, ax, dynamics, source, renderer, norm, colormap, probability, dpi, cmap,
-                     clipped, width_in, height_in) -> str:
+                     extend, width_in, height_in) -> str:
     from matplotlib.cm import ScalarMappable
 
     used = renderer
@@ -539,6 +696,7 @@ def _structure_panel(fig, ax, dynamics, source, renderer, norm, colormap, probab
         h_px = int(min(0.58 * height_in * dpi, 2400))
         img = render_structure(dynamics, source, width=w_px, height=h_px, vmin=norm.vmin, vmax=norm.vmax,
                                probability=probability, cmap=cmap, dpi=int(dpi))
+        img = _autocrop(img)  # PyMOL framed the ellipsoids with a margin: use the panel for the protein
         ax.imshow(img, interpolation="lanczos" if img.shape[1] > 200 else "nearest")
         ax.set_axis_off()
     elif used == "projection":
@@ -549,14 +707,28 @@ def _structure_panel(fig, ax, dynamics, source, renderer, norm, colormap, probab
         ax.text(0.5, 0.5, "(structure not rendered)", ha="center", va="center", transform=ax.transAxes,
                 color="0.5")
     sm = ScalarMappable(norm=norm, cmap=colormap)
-    cb = fig.colorbar(sm, ax=ax, shrink=0.7, pad=0.01, extend="max" if clipped else "neither")
-    cb.set_label(dynamics.rmsf_label)
+    cb = fig.colorbar(sm, ax=ax, shrink=0.7, pad=0.03, extend=extend)
+    r = dynamics.rmsf
+    cb.set_label(f"{dynamics.rmsf_label}\n(all values {r.min():.2f}-{r.max():.2f})" if extend != "neither"
+                 else dynamics.rmsf_label)
     cb.outline.set_linewidth(0.5)
     iso = " (isotropic: spheres)" if dynamics.isotropic else ""
-    ax.text(0.0, 0.0, f"ellipsoids: p = {probability:g}; model {dynamics.model_name}{iso}",
-            transform=ax.transAxes, ha="left", va="bottom", fontsize=max(5.0, _font_size() - 1),
+    ax.text(0.0, -0.01, f"ellipsoids: p = {probability:g}; model {dynamics.model_name}{iso}",
+            transform=ax.transAxes, ha="left", va="top", fontsize=max(5.0, _font_size() - 1),
             color="0.3")
     return used
+
+
+def _autocrop(img: np.ndarray, margin: float = 0.03) -> np.ndarray:
+    """Crop an RGBA image (H, W, 4) to its drawn pixels (alpha > 0.02, or not white when
+    opaque) plus ``margin`` of the larger side, padded transparent."""
+    ink = img[..., 3] > 0.02 if img[..., 3].min() < 0.99 else np.any(img[..., :3] < 0.98, axis=2)
+    if not ink.any():
+        return img
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    out = img[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    m = int(round(margin * max(out.shape[:2])))
+    return np.pad(out, ((m, m), (m, m), (0, 0)), constant_values=0.0)
 
 
 def _font_size() -> float:
@@ -588,6 +760,9 @@ def save_figure(result: FigureResult, png=None, svg=None, pdf=None) -> list[Path
             if key not in outputs:
                 outputs[key] = stack.enter_context(AtomicOutputs(folder))
             tmp = outputs[key].path(path)
-            result.figure.savefig(tmp, format=fmt, dpi=result.dpi)
+            import matplotlib
+
+            with matplotlib.rc_context(result.style):  # the layout `panels` was measured in
+                result.figure.savefig(tmp, format=fmt, dpi=result.dpi)
             written.append(path)
     return written

@@ -8,12 +8,22 @@ and the data:
   with a colour bar;
 - the ellipsoids at probability p (the same mesh as the notebook renderers,
   :func:`dynaprot_viz.geometry.ellipsoid_mesh`, as base64 float32);
+- RMSF colours on a robust scale (2nd-98th percentile, :func:`~dynaprot_viz.render.scales.rmsf_color_range`),
+  the true minimum and maximum stated under the colour bar;
 - the correlation (DCCM) matrix quantised to 8 bits (N² bytes) for the heatmap
   and for colouring by coupling: clicking a heatmap row, or choosing a residue
   in the menu, colours every residue by its correlation with that residue
-  (blue negative, red positive); the RMSF profile runs along the heatmap's top;
+  (blue negative, red positive); the heatmap has residue axes with ticks on
+  round residue numbers, a colour bar, and the orientation of the figure and the
+  widget (residue 1 at the top left, :data:`~dynaprot_viz.render.scales.HEATMAP_ORIGIN`);
+  its colour range is the one :func:`~dynaprot_viz.render.scales.correlation_view`
+  chooses (-1..1, or ±98th percentile of |C_ij| when most entries are tiny), and the
+  label under it says which; the RMSF profile runs along the heatmap's top;
 - pockets (:func:`dynaprot_viz.find_pockets`) listed, one click highlights a
-  patch and draws its motion directions as arrows;
+  patch, draws its motion directions as thick blue arrows and switches the
+  legend to the pocket's key;
+- a title naming the input file, the structure's PDB id and title when the file
+  has them, the chain(s) and the model;
 - K ensemble samples (:meth:`Dynamics.sample`) as extra models, animated back
   and forth with play / pause and speed.
 
@@ -29,15 +39,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .core.errors import InputError
 from .core.gaussian import Dynamics
 from .core.pockets import find_pockets
 from .geometry import DEFAULT_PROBABILITY
-from .render.scene import build_scene, colormap_rgba, ensemble_text, structure_text
+from .render.scales import HEATMAP_ORIGIN, correlation_view, residue_ticks
+from .render.scene import arrow_lengths, build_scene, colormap_rgba, describe_source, ensemble_text, structure_text
 from .export import pdb_chain_name_map
-from .render.threedmol import helper_js, mesh_spec, threedmol_chain, threedmol_js
+from .render.threedmol import ARROW_STYLE, helper_js, mesh_spec, threedmol_chain, threedmol_js
 from ._io import atomic_write_text
 
-__all__ = ["standalone_html", "write_html", "page_data"]
+__all__ = ["standalone_html", "write_html", "page_data", "page_title"]
 
 
 def _b64(arr, dtype) -> str:
@@ -51,23 +63,36 @@ def _lut(cmap: str, vmin=0.0, vmax=1.0) -> str:
 
 def page_data(dynamics: Dynamics, source=None, *, probability: float = DEFAULT_PROBABILITY, scale: float = 1.0,
               cmap: str = "viridis", opacity: float = 0.8, n_samples: int = 20, seed: int = 0,
-              amplitude: float = 1.0) -> dict:
-    """Everything the page's script reads, as a JSON-ready dict (arrays in base64)."""
+              amplitude: float = 1.0, heatmap_range: str = "auto") -> dict:
+    """Everything the page's script reads, as a JSON-ready dict (arrays in base64).
+
+    ``heatmap_range`` is the correlation colour range ("auto", "full" or "robust",
+    :func:`~dynaprot_viz.render.scales.correlation_view`); the page always shows the
+    DCCM itself (so that a clicked row is the residue's true correlation profile).
+    """
     scene = build_scene(dynamics, structure_text(dynamics, source), probability=probability, scale=scale,
                         cmap=cmap, opacity=opacity)
     corr = np.asarray(dynamics.correlation)
     q = np.clip(np.round((corr + 1.0) * 127.5), 0, 255).astype(np.uint8)  # -1..1 -> 0..255
+    if heatmap_range not in ("auto", "full", "robust"):
+        raise InputError(f"heatmap_range must be 'auto', 'full' or 'robust' (the page shows the DCCM), "
+                         f"got {heatmap_range!r}")
+    view = correlation_view(dynamics, heatmap_range)
     pockets = []
-    for p in find_pockets(dynamics):
+    for k, p in enumerate(find_pockets(dynamics), start=1):
+        start = np.asarray(dynamics.mean[p.residues])
+        end = start + p.directions * arrow_lengths(dynamics, p, probability, scale)[:, None]
+        key = build_scene(dynamics, scene.structure_text, probability=probability, scale=scale, pocket=p,
+                          color_by="pocket", residues=[], subdivisions=0).legend
         pockets.append({
-            "residues": p.residues.tolist(), "score": round(p.score, 3), "opening": round(p.opening, 3),
-            "start": np.round(dynamics.mean[p.residues], 2).tolist(),
-            "end": np.round(build_scene(dynamics, scene.structure_text, probability=probability, scale=scale,
-                                        pocket=p, color_by="pocket", subdivisions=0).arrow_end, 2).tolist(),
-            "labels": p.labels(dynamics),
+            "name": f"P{k}", "residues": p.residues.tolist(), "score": round(p.score, 3),
+            "opening": round(p.opening, 3), "start": np.round(start, 2).tolist(),
+            "end": np.round(end, 2).tolist(), "labels": p.labels(dynamics),
+            "legend": {"title": f"P{k}: {key.title}", "entries": [list(e) for e in key.entries]},
         })
     frames = dynamics.sample(int(n_samples), seed=seed, amplitude=amplitude) if n_samples else None
     rmsf = dynamics.rmsf
+    lg = scene.legend
     # chain ids as 3Dmol reads them from the page's PDB text (a blank chain is " ")
     written = pdb_chain_name_map(r.chain for r in dynamics.residues)
     return {
@@ -78,10 +103,15 @@ def page_data(dynamics: Dynamics, source=None, *, probability: float = DEFAULT_P
         "resi": [r.number for r in dynamics.residues],
         "rmsf": np.round(rmsf, 4).tolist(),
         "rmsfColors": scene.residue_hex(),
-        "legend": {"title": scene.legend.title, "vmin": scene.legend.vmin, "vmax": scene.legend.vmax,
-                   "lut": _lut(cmap)},
+        "legend": {"title": lg.title, "vmin": lg.vmin, "vmax": lg.vmax, "note": lg.note,
+                   "dataMin": lg.data_min, "dataMax": lg.data_max, "lut": _lut(cmap)},
         "couplingLut": _lut("RdBu_r"),
         "correlation": base64.b64encode(q.tobytes()).decode("ascii"),
+        # how the heatmap is drawn: row 0 (the first residue) at the top, as the figure and widget
+        "heatmap": {"origin": HEATMAP_ORIGIN, "vmin": view.vmin, "vmax": view.vmax, "kind": view.kind,
+                    "label": view.label, "what": view.what, "rangeNote": view.range_note, "xlabel": "residue j", "ylabel": "residue i",
+                    "ticks": [[i, t] for i, t in residue_ticks(dynamics.residues, target=6)]},
+        "arrow": dict(ARROW_STYLE),
         "structure": scene.structure_text,
         "mesh": mesh_spec(scene),
         "probability": probability,
@@ -97,29 +127,39 @@ _PAGE = """<!DOCTYPE html>
 <title>__TITLE__</title>
 <style>
 body { font: 13px sans-serif; margin: 10px; color: #222; }
+h3 { margin: 4px 0 2px 0; } #subtitle { margin: 0 0 8px 0; }
 #wrap { display: flex; gap: 16px; align-items: flex-start; flex-wrap: wrap; }
 #viewer { width: 560px; height: 500px; position: relative; border: 1px solid #ccc; }
-#side canvas { display: block; image-rendering: pixelated; }
+#side { width: 470px; } #side canvas { display: block; }
+#heatrow { display: flex; align-items: flex-start; }
 #legend { width: 300px; height: 12px; border: 1px solid #999; }
+#pocketLegend .sw { display: inline-block; width: 14px; height: 10px; margin-right: 5px; border: 1px solid #888; vertical-align: middle; }
+#pocketLegend .ar { display: inline-block; width: 22px; height: 4px; margin: 0 3px 2px 0; vertical-align: middle; }
 .row { margin: 6px 0; } button { margin-right: 4px; }
 #pockets li { cursor: pointer; } #pockets li:hover { text-decoration: underline; }
-.muted { color: #777; }
+.muted { color: #666; } .small { font-size: 11px; }
 </style></head><body>
-<h3>__TITLE__</h3>
+<h3 id="title">__H_TITLE__</h3>
+<div id="subtitle" class="muted">__SUBTITLE__</div>
 <div id="wrap">
  <div>
   <div id="viewer"></div>
-  <div class="row"><span id="legendTitle"></span><br><canvas id="legend" width="300" height="12"></canvas>
-   <span id="legendRange" class="muted"></span></div>
+  <div class="row" id="rmsfLegend"><span id="legendTitle"></span><br><canvas id="legend" width="300" height="12"></canvas>
+   <span id="legendRange" class="muted"></span><div id="legendNote" class="muted small"></div></div>
+  <div class="row" id="pocketLegend" hidden></div>
   <div class="row">residue <select id="residue"></select> <button id="reset">RMSF colours</button></div>
   <div class="row">ensemble: <button id="play">play</button><button id="pause">pause</button>
    ms/frame <input id="speed" type="number" min="20" max="2000" value="100" style="width:5em">
    <label><input id="bounce" type="checkbox" checked> bounce</label> <span id="nsamp" class="muted"></span></div>
  </div>
  <div id="side">
-  <div class="muted">__RMSF_LABEL__</div><canvas id="profile" width="360" height="70"></canvas>
-  <canvas id="heatmap" width="360" height="360" title="click a row: colour by correlation with that residue"></canvas>
-  <div class="muted">correlation (DCCM), click to select a residue</div>
+  <div class="muted">__RMSF_LABEL__ per residue</div><canvas id="profile" width="400" height="74"></canvas>
+  <div id="heatrow">
+   <canvas id="heatmap" width="400" height="388" title="click a row: colour by correlation with that residue"></canvas>
+   <canvas id="heatmapBar" width="64" height="388" title="colour bar of the correlation map"></canvas>
+  </div>
+  <div id="heatmapLabel" class="muted small"></div>
+  <div class="muted small">residue 1 at the top left; click a row to colour by correlation with that residue</div>
   <h4>Pocket candidates</h4><ol id="pockets"></ol>
  </div>
 </div>
@@ -132,18 +172,37 @@ Made with dynaprot-viz __VERSION__; 3Dmol.js (BSD-3-Clause) is embedded.</p>
 (function () {
   "use strict";
   var D = JSON.parse(document.getElementById("dynaprot-data").textContent);
-  var n = D.n, corr = dynaprotViz.bytes(D.correlation);
+  var n = D.n, corr = dynaprotViz.bytes(D.correlation), H = D.heatmap;
   var lut = dynaprotViz.bytes(D.legend.lut), clut = dynaprotViz.bytes(D.couplingLut);
   var viewer = $3Dmol.createViewer(document.getElementById("viewer"), {backgroundColor: "white"});
   viewer.addModel(D.structure, "pdb");
   var ensembleModel = null, shapes = [], extras = [];
   function hex(r, g, b) { return "#" + [r, g, b].map(function (v) { return ("0" + v.toString(16)).slice(-2); }).join(""); }
   function lutColor(table, t) { var k = Math.max(0, Math.min(255, Math.round(t * 255))); return [table[3*k], table[3*k+1], table[3*k+2]]; }
-  function drawLegend(table, title, lo, hi) {
+  // correlation byte (0..255 for -1..1) -> position on the heatmap's colour range
+  function corrT(b) { return ((b / 127.5 - 1) - H.vmin) / (H.vmax - H.vmin); }
+  function fmt(v) { return Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2); }
+  function showColorbar(on) {
+    document.getElementById("rmsfLegend").hidden = !on;
+    document.getElementById("pocketLegend").hidden = on;
+  }
+  function drawLegend(table, title, lo, hi, note) {
+    showColorbar(true);
     var c = document.getElementById("legend").getContext("2d");
     for (var x = 0; x < 300; x++) { var col = lutColor(table, x / 299); c.fillStyle = hex(col[0], col[1], col[2]); c.fillRect(x, 0, 1, 12); }
     document.getElementById("legendTitle").textContent = title;
-    document.getElementById("legendRange").textContent = lo.toFixed(2) + " .. " + hi.toFixed(2);
+    document.getElementById("legendRange").textContent = fmt(lo) + " .. " + fmt(hi);
+    document.getElementById("legendNote").textContent = note || "";
+  }
+  function pocketLegend(p) {
+    showColorbar(false);
+    var box = document.getElementById("pocketLegend"); box.innerHTML = "";
+    var t = document.createElement("div"); t.textContent = p.legend.title; box.appendChild(t);
+    p.legend.entries.forEach(function (e, k) {
+      var row = document.createElement("div"), sw = document.createElement("span");
+      sw.className = k === p.legend.entries.length - 1 ? "ar" : "sw"; sw.style.background = e[1];
+      row.appendChild(sw); row.appendChild(document.createTextNode(e[0])); box.appendChild(row);
+    });
   }
   function applyColors(hexes) {
     var maps = {};
@@ -161,15 +220,15 @@ Made with dynaprot-viz __VERSION__; 3Dmol.js (BSD-3-Clause) is embedded.</p>
     shapes = dynaprotViz.addEllipsoids(viewer, spec);
   }
   function clearExtras() { extras.forEach(function (e) { if (e.label) viewer.removeLabel(e.label); else viewer.removeShape(e); }); extras = []; }
-  function showRmsf() { clearExtras(); applyColors(D.rmsfColors); drawLegend(lut, D.legend.title, D.legend.vmin, D.legend.vmax); drawHeatmap(-1); viewer.render(); }
+  function showRmsf() { clearExtras(); applyColors(D.rmsfColors); drawLegend(lut, D.legend.title, D.legend.vmin, D.legend.vmax, D.legend.note); drawHeatmap(-1); viewer.render(); }
   function select(j) {
     clearExtras();
     var hexes = [];
-    for (var i = 0; i < n; i++) { var col = i === j ? [25, 230, 50] : lutColor(clut, corr[j * n + i] / 255); hexes.push(hex(col[0], col[1], col[2])); }
+    for (var i = 0; i < n; i++) { var col = i === j ? [25, 230, 50] : lutColor(clut, corrT(corr[j * n + i])); hexes.push(hex(col[0], col[1], col[2])); }
     applyColors(hexes);
     var atoms = viewer.selectedAtoms({model: 0, chain: D.chains[j], resi: D.resi[j], atom: "CA"});
     if (atoms.length) extras.push({label: viewer.addLabel(D.labels[j], {position: atoms[0], backgroundColor: "black", fontSize: 12})});
-    drawLegend(clut, "correlation with " + D.labels[j], -1, 1);
+    drawLegend(clut, "correlation with " + D.labels[j], H.vmin, H.vmax, H.label);
     document.getElementById("residue").value = String(j);
     drawHeatmap(j); viewer.render();
   }
@@ -179,33 +238,65 @@ Made with dynaprot-viz __VERSION__; 3Dmol.js (BSD-3-Clause) is embedded.</p>
     var hexes = []; for (var i = 0; i < n; i++) hexes.push(member[i] ? "#ff8c00" : "#c7c7c7");
     applyColors(hexes);
     for (var k = 0; k < p.start.length; k++) {
-      extras.push(viewer.addArrow({start: {x: p.start[k][0], y: p.start[k][1], z: p.start[k][2]},
-                                   end: {x: p.end[k][0], y: p.end[k][1], z: p.end[k][2]}, radius: 0.3, color: "#ff8c00"}));
+      extras.push(viewer.addArrow(Object.assign({start: {x: p.start[k][0], y: p.start[k][1], z: p.start[k][2]},
+                                                 end: {x: p.end[k][0], y: p.end[k][1], z: p.end[k][2]}}, D.arrow)));
     }
-    drawLegend(lut, "pocket: " + p.labels.slice(0, 3).join(", ") + (p.labels.length > 3 ? " ..." : ""), 0, 1);
+    pocketLegend(p);
     drawHeatmap(-1); viewer.render();
   }
-  // heatmap (one pixel per residue pair, scaled by CSS) and RMSF profile
+  // heatmap: matrix drawn with row 0 (residue 1) at the top left (H.origin "upper"), one
+  // pixel per residue pair scaled into the plot box, with residue axes and a colour bar
   var heat = document.getElementById("heatmap"), base = document.createElement("canvas");
+  var BOX = {left: 52, top: 6, size: 340};
   base.width = n; base.height = n;
   (function () {
     var ctx = base.getContext("2d"), img = ctx.createImageData(n, n);
-    for (var k = 0; k < n * n; k++) { var col = lutColor(clut, corr[k] / 255); img.data[4*k] = col[0]; img.data[4*k+1] = col[1]; img.data[4*k+2] = col[2]; img.data[4*k+3] = 255; }
-    ctx.putImageData(img, 0, 0);
+    for (var k = 0; k < n * n; k++) { var col = lutColor(clut, corrT(corr[k])); img.data[4*k] = col[0]; img.data[4*k+1] = col[1]; img.data[4*k+2] = col[2]; img.data[4*k+3] = 255; }
+    ctx.putImageData(img, 0, 0);  // image row r = matrix row r: row 0 on top
   })();
+  function pos(i) { return (i + 0.5) * BOX.size / n; }
   function drawHeatmap(j) {
-    var c = heat.getContext("2d"); c.imageSmoothingEnabled = n > heat.width;
-    c.drawImage(base, 0, 0, heat.width, heat.height);
-    if (j >= 0) { var y = (j + 0.5) * heat.height / n; c.strokeStyle = "#19e632"; c.beginPath(); c.moveTo(0, y); c.lineTo(heat.width, y); c.moveTo(y, 0); c.lineTo(y, heat.height); c.stroke(); }
+    var c = heat.getContext("2d"), L = BOX.left, T = BOX.top, S = BOX.size;
+    c.clearRect(0, 0, heat.width, heat.height);
+    c.imageSmoothingEnabled = n > S;
+    c.drawImage(base, L, T, S, S);
+    c.strokeStyle = "#444"; c.lineWidth = 1; c.strokeRect(L - 0.5, T - 0.5, S + 1, S + 1);
+    c.fillStyle = "#222"; c.font = "11px sans-serif";
+    H.ticks.forEach(function (t) {
+      var p = pos(t[0]);
+      c.beginPath(); c.moveTo(L + p, T + S); c.lineTo(L + p, T + S + 4); c.moveTo(L, T + p); c.lineTo(L - 4, T + p); c.stroke();
+      c.textAlign = "center"; c.textBaseline = "top"; c.fillText(t[1], L + p, T + S + 6);
+      c.textAlign = "right"; c.textBaseline = "middle"; c.fillText(t[1], L - 6, T + p);
+    });
+    c.textAlign = "center"; c.textBaseline = "top"; c.fillText(H.xlabel, L + S / 2, T + S + 22);
+    c.save(); c.translate(12, T + S / 2); c.rotate(-Math.PI / 2); c.textBaseline = "middle"; c.fillText(H.ylabel, 0, 0); c.restore();
+    if (j >= 0) { var y = T + pos(j), x = L + pos(j); c.strokeStyle = "#19e632"; c.beginPath(); c.moveTo(L, y); c.lineTo(L + S, y); c.moveTo(x, T); c.lineTo(x, T + S); c.stroke(); }
   }
-  (function () {
-    var c = document.getElementById("profile").getContext("2d"), w = 360, h = 70, mx = Math.max.apply(null, D.rmsf);
+  (function () {  // colour bar of the heatmap
+    var bar = document.getElementById("heatmapBar"), c = bar.getContext("2d"), T = BOX.top, S = BOX.size;
+    for (var y = 0; y < S; y++) { var col = lutColor(clut, 1 - y / (S - 1)); c.fillStyle = hex(col[0], col[1], col[2]); c.fillRect(6, T + y, 14, 1); }
+    c.strokeStyle = "#444"; c.strokeRect(5.5, T - 0.5, 15, S + 1);
+    c.fillStyle = "#222"; c.font = "11px sans-serif"; c.textAlign = "left"; c.textBaseline = "middle";
+    [H.vmax, 0.5 * H.vmax + 0.5 * H.vmin, H.vmin].forEach(function (v, k) {
+      var y = T + k * S / 2; c.beginPath(); c.moveTo(20, y); c.lineTo(24, y); c.stroke();
+      c.fillText((v > 0 ? "+" : "") + v.toFixed(2), 26, y);
+    });
+    document.getElementById("heatmapLabel").textContent = H.label;
+  })();
+  (function () {  // RMSF profile, x aligned with the heatmap's columns
+    var c = document.getElementById("profile").getContext("2d"), L = BOX.left, S = BOX.size, h = 74;
+    var mx = Math.max.apply(null, D.rmsf);
+    c.strokeStyle = "#444"; c.beginPath(); c.moveTo(L, 4); c.lineTo(L, h - 4); c.lineTo(L + S, h - 4); c.stroke();
     c.strokeStyle = "#000"; c.beginPath();
-    for (var i = 0; i < n; i++) { var x = (i + 0.5) * w / n, y = h - 4 - (h - 8) * D.rmsf[i] / mx; if (i) c.lineTo(x, y); else c.moveTo(x, y); }
-    c.stroke(); c.fillText(mx.toFixed(2), 2, 10);
+    for (var i = 0; i < n; i++) { var x = L + pos(i), y = h - 4 - (h - 10) * D.rmsf[i] / mx; if (i) c.lineTo(x, y); else c.moveTo(x, y); }
+    c.stroke();
+    c.fillStyle = "#222"; c.font = "11px sans-serif"; c.textAlign = "right"; c.textBaseline = "top";
+    c.fillText(fmt(mx), L - 4, 2); c.textBaseline = "bottom"; c.fillText("0", L - 4, h - 2);
   })();
   heat.addEventListener("click", function (ev) {
-    var r = heat.getBoundingClientRect(); select(Math.min(n - 1, Math.floor((ev.clientY - r.top) / r.height * n)));
+    var r = heat.getBoundingClientRect(), y = (ev.clientY - r.top) * heat.height / r.height - BOX.top;
+    if (y < 0 || y >= BOX.size) return;
+    select(Math.min(n - 1, Math.floor(y / BOX.size * n)));
   });
   var menu = document.getElementById("residue");
   for (var i = 0; i < n; i++) { var o = document.createElement("option"); o.value = String(i); o.textContent = D.labels[i]; menu.appendChild(o); }
@@ -215,7 +306,7 @@ Made with dynaprot-viz __VERSION__; 3Dmol.js (BSD-3-Clause) is embedded.</p>
   if (!D.pockets.length) list.outerHTML = "<p class='muted'>none found</p>";
   D.pockets.forEach(function (p, k) {
     var li = document.createElement("li");
-    li.textContent = "score " + p.score.toFixed(2) + ", opening " + Math.round(100 * p.opening) + "%: " + p.labels.slice(0, 4).join(", ") + (p.labels.length > 4 ? " ..." : "");
+    li.textContent = p.name + ": score " + p.score.toFixed(2) + ", opening " + Math.round(100 * p.opening) + "%: " + p.labels.slice(0, 4).join(", ") + (p.labels.length > 4 ? " ..." : "");
     li.addEventListener("click", function () { showPocket(p); }); list.appendChild(li);
   });
   // ensemble
@@ -241,18 +332,43 @@ Made with dynaprot-viz __VERSION__; 3Dmol.js (BSD-3-Clause) is embedded.</p>
 """
 
 
-def standalone_html(dynamics: Dynamics, source=None, *, title: str | None = None, **options) -> str:
+def page_title(dynamics: Dynamics, source=None, input_name: str | None = None) -> tuple[str, str]:
+    """(title, subtitle) of the page.
+
+    The title names the input file (``input_name``, else the source path's name),
+    the structure's PDB id when the file has one, the chain(s), the model and the
+    size, e.g. ``"1ake.cif · 1AKE chain A · anm dynamics, 214 residues"``; the
+    subtitle is the structure's title (``_struct.title`` / TITLE) or "".
+    """
+    info = describe_source(source)
+    name = input_name or info["file"]
+    chains = sorted({r.chain for r in dynamics.residues})
+    shown = ", ".join(c if c.strip() else "(blank)" for c in chains[:4]) + (" ..." if len(chains) > 4 else "")
+    where = " ".join(x for x in (info["entry"], f"chain{'s' if len(chains) > 1 else ''} {shown}") if x)
+    parts = [x for x in (name, where) if x]
+    parts.append(f"{dynamics.model_name} dynamics, {dynamics.n_residues} residues"
+                 + (" (isotropic model)" if dynamics.isotropic else ""))
+    return " · ".join(parts), info["title"] or ""
+
+
+def standalone_html(dynamics: Dynamics, source=None, *, title: str | None = None, input_name: str | None = None,
+                    **options) -> str:
     """The page as a string; ``options`` as :func:`page_data` (probability, scale, cmap, opacity,
-    n_samples, seed, amplitude)."""
+    n_samples, seed, amplitude, heatmap_range).
+
+    ``title`` replaces the default title (:func:`page_title`: input file, PDB id, chain,
+    model); ``input_name`` names the input when ``source`` is not a path (e.g. a
+    ``.dynamics.npz``)."""
     from . import __version__
 
     data = page_data(dynamics, source, **options)
-    title = title or (f"{dynamics.model_name} dynamics, {dynamics.n_residues} residues"
-                      + (" (isotropic model)" if dynamics.isotropic else ""))
+    auto_title, subtitle = page_title(dynamics, source, input_name)
+    title = title or auto_title
     # JSON inside <script>: escape "</" so no string can close the tag
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     out = _PAGE
-    for key, value in (("__TITLE__", _html.escape(title)), ("__PROB__", f"{data['probability']:g}"),
+    for key, value in (("__TITLE__", _html.escape(title)), ("__H_TITLE__", _html.escape(title)),
+                       ("__SUBTITLE__", _html.escape(subtitle)), ("__PROB__", f"{data['probability']:g}"),
                        ("__VERSION__", __version__), ("__HELPER__", helper_js()),
                        ("__RMSF_LABEL__", _html.escape(dynamics.rmsf_label))):
         out = out.replace(key, value)

@@ -106,7 +106,9 @@ def heatmap_figure(dynamics: Dynamics, selected: int | None = None, size: float 
     ax_p = fig.add_subplot(gs[0, 0])
     ax_h = fig.add_subplot(gs[1, 0], sharex=ax_p)
     cax = fig.add_subplot(gs[1, 1])
-    im = ax_h.imshow(binned(np.asarray(dynamics.correlation), max_pixels), cmap="RdBu_r", vmin=-1, vmax=1, origin="upper",
+    from .render.scales import HEATMAP_ORIGIN  # residue 1 at the top left, as the page and the figure
+
+    im = ax_h.imshow(binned(np.asarray(dynamics.correlation), max_pixels), cmap="RdBu_r", vmin=-1, vmax=1, origin=HEATMAP_ORIGIN,
                      interpolation="nearest", extent=(-0.5, n - 0.5, n - 0.5, -0.5), aspect="auto")
     fig.colorbar(im, cax=cax, label="correlation (DCCM)")
     ax_p.plot(np.arange(n), dynamics.rmsf, color="k", lw=1)

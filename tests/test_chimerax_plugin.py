@@ -169,7 +169,7 @@ def chimerax_stub(monkeypatch):
 
     commands = types.ModuleType("chimerax.core.commands")
     commands.run, commands.register, commands.CmdDesc = run, register, CmdDesc
-    for n in ("StringArg", "FloatArg", "IntArg"):
+    for n in ("StringArg", "FloatArg", "IntArg", "BoolArg"):
         setattr(commands, n, arg(n))
     atomic = types.ModuleType("chimerax.atomic")
     atomic.AtomicStructuresArg, atomic.ResiduesArg = arg("AtomicStructuresArg"), arg("ResiduesArg")
@@ -192,7 +192,7 @@ def registered(chimerax_stub):
 
 
 def test_command_file_registers_both_commands(registered):
-    assert set(registered.registered) == {"dynaprot", "dynaprot coupling"}
+    assert set(registered.registered) == {"dynaprot", "dynaprot coupling", "dynaprot compare"}
     desc, func = registered.registered["dynaprot"]
     assert [n for n, _ in desc.required] == ["structures"]
     assert {n for n, _ in desc.keyword} >= {"model", "probability", "samples", "palette", "chain"}
@@ -291,7 +291,7 @@ def test_bundle_pyproject_lists_commands():
     data = tomllib.loads((ROOT / "plugin" / "chimerax" / "bundle" / "pyproject.toml").read_text())
     assert data["build-system"]["build-backend"] == "chimerax.bundle_builder.cx_pep517"
     assert data["project"]["name"].startswith("ChimeraX-")
-    assert set(data["tool"]["chimerax"]["command"]) == {"dynaprot", "dynaprot coupling"}
+    assert set(data["tool"]["chimerax"]["command"]) == {"dynaprot", "dynaprot coupling", "dynaprot compare"}
     src = (ROOT / "plugin" / "chimerax" / "bundle" / "src" / "__init__.py").read_text()
     assert "bundle_api" in src and "register_command(ci.name, logger)" in src
 

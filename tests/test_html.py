@@ -255,3 +255,64 @@ def test_isotropic_models_say_so(ubq_anm):
     assert "isotropic" in build_scene(iso).legend.title
     assert "isotropic" not in build_scene(ubq_anm).legend.title
     assert "(isotropic model)</title>" in standalone_html(iso)
+
+
+def test_page_heatmap_legends_and_arrows_in_chromium(browser, tmp_path, ubq):
+    """Issue 13 item 6, in a real browser: the heatmap is drawn with residue 1 at the top left
+    (as the figure), with axes and a colour bar; the RMSF legend states the true range; a pocket
+    switches the legend to the pocket's key and draws arrows one can see."""
+    page = write_html(ubq, tmp_path / "ubq.html", DATA / "1ubi.pdb", n_samples=0)
+    b = browser
+    b.events.clear()
+    for domain in ("Page", "Runtime", "Log"):
+        b.call(f"{domain}.enable")
+    b.call("Page.navigate", url=page.as_uri())
+    assert b.wait_for("window.dynaprotReady === true"), f"page did not finish: {b.errors()}"
+
+    def js(expr):
+        return b.call("Runtime.evaluate", expression=expr, returnByValue=True)["result"].get("value")
+
+    assert js("document.getElementById('title').textContent").startswith("1ubi.pdb · 1UBI chain A")
+    # heatmap pixels: row i of the matrix is drawn i cells from the top (residue 1 at the top
+    # left, the diagonal from the top left to the bottom right, as in the figure)
+    n, c = ubq.n_residues, ubq.correlation
+    flipped = c[::-1]  # what row i would show if the rows ran bottom to top
+    score = np.where(c < -0.1, flipped, -np.inf)  # C_ij negative where the flipped map is positive
+    i, j = np.unravel_index(np.argmax(score), c.shape)
+    assert c[i, j] < -0.1 and flipped[i, j] > 0.1
+
+    def pixel(row, col):
+        return js(f"(function(){{var d=document.getElementById('heatmap').getContext('2d').getImageData("
+                  f"Math.floor(52+({col}+0.5)*340/{n}), Math.floor(6+({row}+0.5)*340/{n}),1,1).data;"
+                  f"return [d[0],d[1],d[2]];}})()")
+
+    red = np.array([103, 0, 31])
+    assert np.abs(np.array(pixel(0, 0)) - red).sum() < 40 and np.abs(np.array(pixel(n - 1, n - 1)) - red).sum() < 40
+    at, mirror = pixel(i, j), pixel(n - 1 - i, j)
+    assert at[2] > at[0] + 40, f"cell ({i}, {j}) with C = {c[i, j]:.2f} is not blue: {at}"
+    assert mirror[0] > mirror[2] + 40 or c[n - 1 - i, j] < 0.05, f"row order flipped: {mirror}"
+    # axes: tick labels and axis labels are drawn left of and below the matrix (ink there)
+    ink = js("(function(){var c=document.getElementById('heatmap').getContext('2d');"
+             "function inked(x,y,w,h){var d=c.getImageData(x,y,w,h).data,k=0;for(var i=3;i<d.length;i+=4)k+=d[i]>0;return k;}"
+             "return [inked(0,6,50,340), inked(52,348,340,40)];})()")
+    assert ink[0] > 200 and ink[1] > 200, f"no tick labels beside the heatmap: {ink}"
+    bar = js("(function(){var d=document.getElementById('heatmapBar').getContext('2d').getImageData(6,6,14,340).data;"
+             "return [d[0],d[1],d[2],d[d.length-4],d[d.length-3],d[d.length-2]];})()")
+    assert bar[0] > bar[2] and bar[5] > bar[3], f"colour bar not red at the top and blue at the bottom: {bar}"
+    assert "correlation (DCCM)" in js("document.getElementById('heatmapLabel').textContent")
+    # RMSF legend: robust range shown, true range stated
+    note = js("document.getElementById('legendNote').textContent")
+    assert f"{ubq.rmsf.max():.2f}" in note and "percentile" in note
+    assert not js("document.getElementById('rmsfLegend').hidden")
+    # a pocket: the legend becomes the pocket's key; the arrows show (blue pixels in the viewer)
+    js("document.querySelector('#pockets li').click()")
+    time.sleep(0.7)
+    assert js("document.getElementById('rmsfLegend').hidden") is True
+    key = js("document.getElementById('pocketLegend').textContent")
+    assert js("document.getElementById('pocketLegend').hidden") is False and "pocket residues" in key and "arrows" in key
+    shot = _png_array(b.call("Page.captureScreenshot", format="png")["data"])
+    view = shot[60:560, 10:570]
+    r, g, bl_ = view[..., 0], view[..., 1], view[..., 2]
+    blue = (bl_ > 120) & (bl_ - r > 80) & (bl_ - g > 40)
+    assert blue.mean() > 0.0005, f"motion arrows hardly visible ({blue.mean():.3%} of the viewer)"
+    assert not b.errors(), f"console errors: {b.errors()}"

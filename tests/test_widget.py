@@ -73,7 +73,9 @@ def test_app_state(backend, size, request):
     # one ellipsoid per residue, coloured by RMSF
     assert app.scene.n_ellipsoids == n == _n_ellipsoids_sent(app)
     assert app.scene.mode == "rmsf"
-    expected = colormap_rgba(dyn.rmsf, "viridis")
+    from dynaprot_viz.render.scales import rmsf_color_range  # robust range (issue 13), as page and figure
+
+    expected = colormap_rgba(dyn.rmsf, "viridis", *rmsf_color_range(dyn.rmsf))
     np.testing.assert_allclose(app.scene.residue_rgba, expected)
     np.testing.assert_allclose(_mesh_colours(app), expected[:, :3], atol=2e-3)
     assert app.scene.residue_hex()[int(np.argmax(dyn.rmsf))] == rgba_to_hex(colormap_rgba([1.0], "viridis", 0, 1))[0]

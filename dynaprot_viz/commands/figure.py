@@ -45,10 +45,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="probability enclosed by each ellipsoid (default 0.5, PyMOL's convention)")
     p.add_argument("--cmap", default="viridis", help="matplotlib colour map for RMSF (default viridis)")
     p.add_argument("--rmsf-max", type=_float_in(0, 1e6, "--rmsf-max"), default=None, metavar="RMSF",
-                   help="top of the RMSF colour range in Å (default: robust, 95th percentile when the "
-                        "maximum is far above it)")
-    p.add_argument("--heatmap", choices=["correlation", "coupling"], default="correlation",
-                   help="panel b: DCCM correlation (unitless, default) or coupling C_ij (Å²)")
+                   help="top of the RMSF colour range in Å (default: robust, the 2nd-98th percentile "
+                        "as on the page; the colour bar states the true range)")
+    p.add_argument("--heatmap", choices=["correlation", "slow", "coupling"], default="correlation",
+                   help="panel b: DCCM correlation (unitless, default), the correlation of the --slow-modes "
+                        "slowest modes, or coupling C_ij (Å²)")
+    p.add_argument("--heatmap-range", choices=["auto", "full", "robust"], default="auto",
+                   help="colour range of a correlation map: full -1..1, robust ±98th percentile of |C_ij| "
+                        "(i≠j, beyond clamped), or auto (default: robust when fewer than 2%% of entries reach "
+                        "|C| = 0.5, as ANM's DCCM on long chains); the colour bar says which")
+    p.add_argument("--slow-modes", type=int, default=10, metavar="K",
+                   help="modes kept by --heatmap slow (default 10)")
     p.add_argument("--renderer", choices=list(RENDERERS), default="auto",
                    help="structure panel: PyMOL ray tracing, a 2D projection, or none "
                         "(default auto: PyMOL when installed)")
@@ -89,6 +96,7 @@ def run(args) -> int:
     result = make_figure(
         dyn, source, reference=reference, pockets=[] if args.no_pockets else None,
         probability=args.probability, cmap=args.cmap, heatmap=args.heatmap, renderer=args.renderer,
+        heatmap_range=args.heatmap_range, slow_modes=args.slow_modes,
         rmsf_max=args.rmsf_max, width_mm=args.width_mm, height_mm=args.height_mm, dpi=args.dpi,
         font_size=args.font_size, title=args.title,
     )

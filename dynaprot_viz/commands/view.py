@@ -41,6 +41,9 @@ def add_arguments(p) -> None:
                    help="ensemble samples to animate (default 20, 0: none)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the samples (default 0)")
     p.add_argument("--cmap", default="viridis", help="matplotlib colour map for RMSF (default viridis)")
+    p.add_argument("--heatmap-range", choices=["auto", "full", "robust"], default="auto",
+                   help="colour range of the correlation heatmap: full -1..1, robust ±98th percentile of "
+                        "|C_ij| (i≠j), or auto (default: robust when fewer than 2%% of entries reach |C| = 0.5)")
     p.add_argument("--html", required=True, help="output page (.html), written atomically")
 
 
@@ -67,7 +70,8 @@ def run(args) -> int:
         dyn = predict(source, model=args.model, chain=args.chain, **predictor_options(args))
         structure = source
     write_html(dyn, out, structure, probability=args.probability, n_samples=args.samples, seed=args.seed,
-               cmap=args.cmap)
+               cmap=args.cmap, heatmap_range=args.heatmap_range,
+               input_name=source.name if source is not None else args.chain)
     print(dyn.summary())
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0

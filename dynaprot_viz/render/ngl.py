@@ -20,7 +20,7 @@ import uuid
 
 import numpy as np
 
-from .scene import Scene, ensemble_text
+from .scene import ARROW_RADIUS, ARROW_RGBA, Scene, ensemble_text
 
 __all__ = ["render_nglview", "SampleTrajectory", "ngl_selection", "ellipsoid_buffer", "scheme_colors"]
 
@@ -99,7 +99,7 @@ def render_nglview(scene: Scene, view=None, scheme_id: str | None = None):
         view.shape.add_buffer(
             "arrow", position1=np.round(scene.arrow_start, 3).ravel().tolist(),
             position2=np.round(scene.arrow_end, 3).ravel().tolist(),
-            color=[1.0, 0.55, 0.0] * k, radius=[0.3] * k,
+            color=[float(c) for c in ARROW_RGBA[:3]] * k, radius=[ARROW_RADIUS] * k,
         )
     if scene.selected is not None:
         view.add_representation("label", selection=ngl_selection(scene.dynamics.residues[scene.selected]) + ".CA",

@@ -18,6 +18,7 @@ from ..core.errors import InputError
 from ..core.gaussian import Dynamics
 from ..core.pockets import Pocket
 from ..geometry import DEFAULT_PROBABILITY, EllipsoidMesh, ellipsoid_mesh, mahalanobis_radius
+from .scales import rmsf_color_range, rmsf_range_note
 
 __all__ = [
     "Scene",
@@ -30,6 +31,10 @@ __all__ = [
     "COLOR_MODES",
     "POCKET_RGBA",
     "MUTED_RGBA",
+    "ARROW_RGBA",
+    "ARROW_RADIUS",
+    "arrow_lengths",
+    "describe_source",
 ]
 
 COLOR_MODES = ("rmsf", "coupling", "pocket")
@@ -37,6 +42,10 @@ COLOR_MODES = ("rmsf", "coupling", "pocket")
 POCKET_RGBA = np.array([1.0, 0.55, 0.0, 1.0], dtype=np.float32)
 MUTED_RGBA = np.array([0.78, 0.78, 0.78, 1.0], dtype=np.float32)
 SELECTED_RGBA = np.array([0.1, 0.9, 0.2, 1.0], dtype=np.float32)
+#: pocket motion arrows: deep blue, against the orange pocket and the grey rest
+ARROW_RGBA = np.array([0.0, 0.3, 0.9, 1.0], dtype=np.float32)
+#: arrow shaft radius, Å (the head is 2x wider)
+ARROW_RADIUS = 0.6
 
 
 def colormap_rgba(values, cmap: str = "viridis", vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
@@ -62,12 +71,31 @@ def rgba_to_hex(rgba) -> list[str]:
 
 @dataclass(frozen=True)
 class Legend:
-    """A colour bar: ``title`` over a ``cmap`` from ``vmin`` to ``vmax`` (units in the title)."""
+    """What a view's key shows.
+
+    ``kind="colorbar"``: ``title`` over ``cmap`` from ``vmin`` to ``vmax`` (units in
+    the title); ``data_min``/``data_max`` are the true range of the values when the
+    colours span less (robust range, values beyond clamped), and ``note`` says so.
+    ``kind="categories"``: ``entries`` are ``(text, "#rrggbb")`` swatches (pocket
+    mode: pocket residues, other residues, motion arrows); no colour bar.
+    """
 
     title: str
     cmap: str
     vmin: float
     vmax: float
+    note: str = ""
+    data_min: float | None = None
+    data_max: float | None = None
+    kind: str = "colorbar"
+    entries: tuple = ()
+
+    def text(self) -> str:
+        """The legend as one line of text (3Dmol screen label, tests)."""
+        if self.kind == "categories":
+            return f"{self.title}: " + "; ".join(t for t, _ in self.entries)
+        out = f"{self.title}: {self.vmin:.2f} .. {self.vmax:.2f} ({self.cmap})"
+        return f"{out}; {self.note}" if self.note else out
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,6 +160,62 @@ class Scene:
         for r, h in zip(self.dynamics.residues, self.residue_hex()):
             out.setdefault(written[r.chain], {}).setdefault(r.number, h)
         return out
+
+
+def arrow_lengths(dynamics: Dynamics, pocket: Pocket, probability: float = DEFAULT_PROBABILITY,
+                  scale: float = 1.0) -> np.ndarray:
+    """Lengths (Å) of a pocket's motion arrows, shape (k,), one per pocket residue.
+
+    A true-to-scale arrow (the p-ellipsoid's largest semi-axis, about 1-3 Å) hides
+    inside the cartoon and its ellipsoid, so arrows are drawn long enough to be seen:
+    the longest is 35 % of the structure's radius (at least 8 Å, at most 25 Å)
+    or the largest semi-axis if longer; the others scale with their residue's
+    amplitude sqrt(lambda_max) down to 40 % of the longest.
+    """
+    if pocket.residues.max() >= dynamics.n_residues:
+        raise InputError("pocket does not index this dynamics' residues")
+    w = np.linalg.eigvalsh(dynamics.marginals[pocket.residues])[:, 2]  # [k] Å², largest eigenvalue
+    amp = scale * mahalanobis_radius(probability) * np.sqrt(np.clip(w, 0.0, None))  # [k] Å semi-axis
+    centred = dynamics.mean - dynamics.mean.mean(axis=0)
+    radius = float(np.sqrt((centred ** 2).sum(axis=1).max())) if dynamics.n_residues > 1 else 0.0
+    longest = max(float(np.clip(0.35 * radius, 8.0, 25.0)), float(amp.max()))
+    rel = amp / amp.max() if amp.max() > 0 else np.ones_like(amp)
+    return longest * np.maximum(rel, 0.4)
+
+
+def describe_source(source) -> dict:
+    """What a page title says about the input: ``{"file": name or None, "entry": PDB id or
+    None, "title": structure title or None}`` (gemmi ``_entry.id`` / HEADER id code and
+    ``_struct.title`` / TITLE).  Simulation boilerplate titles (GROMACS
+    ``"Protein in water t= ..."``) are dropped; an unreadable source gives only its name."""
+    import os
+    import warnings
+
+    from ..core.structure import load_structure
+
+    out = {"file": None, "entry": None, "title": None}
+    if isinstance(source, (str, os.PathLike)):
+        out["file"] = os.path.basename(os.fspath(source))
+    if source is None:
+        return out
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the prediction already warned about this file
+            st = load_structure(source)
+    except (InputError, OSError, TypeError, ValueError):
+        return out
+    info = dict(st.info)
+    entry = (info.get("_entry.id") or "").strip()
+    title = " ".join((info.get("_struct.title") or "").split())
+    if title and ("t=" in title and "step" in title or title.lower().startswith("protein in water")):
+        title = ""
+    if len(title) > 90:
+        title = title[:87].rstrip() + "..."
+    out["entry"] = entry or None
+    out["title"] = title or None
+    if out["file"] is None and st.name:
+        out["file"] = st.name
+    return out
 
 
 def structure_text(dynamics: Dynamics, source=None) -> str:
@@ -210,9 +294,12 @@ def build_scene(
     rmsf = dynamics.rmsf
     if isinstance(color_by, str):
         if color_by == "rmsf":
-            rgba = colormap_rgba(rmsf, cmap)
+            lo, hi = rmsf_color_range(rmsf)  # robust: 2nd-98th percentile, true range in the note
+            rgba = colormap_rgba(rmsf, cmap, lo, hi)
             iso = " (isotropic model: spheres, no anisotropy)" if dynamics.isotropic else ""
-            legend = Legend(f"{dynamics.rmsf_label}, {dynamics.model_name}{iso}", cmap, float(rmsf.min()), float(rmsf.max()))
+            legend = Legend(f"{dynamics.rmsf_label}, {dynamics.model_name}{iso}", cmap, lo, hi,
+                            note=rmsf_range_note(rmsf, dynamics.rmsf_unit),
+                            data_min=float(rmsf.min()), data_max=float(rmsf.max()))
         elif color_by == "coupling":
             if selected is None:
                 raise InputError("color_by='coupling' needs a selected residue")
@@ -224,7 +311,14 @@ def build_scene(
                 raise InputError("color_by='pocket' needs a pocket")
             rgba = np.tile(MUTED_RGBA, (n, 1))
             rgba[pocket.residues] = POCKET_RGBA
-            legend = Legend(f"pocket, score {pocket.score:.2f}", cmap, 0.0, 1.0)
+            longest = float(arrow_lengths(dynamics, pocket, probability, scale).max())
+            legend = Legend(
+                f"pocket, score {pocket.score:.2f}, opening {100 * pocket.opening:.0f}%", cmap, 0.0, 1.0,
+                kind="categories",
+                entries=((f"pocket residues ({len(pocket.residues)})", rgba_to_hex(POCKET_RGBA[None])[0]),
+                         ("other residues", rgba_to_hex(MUTED_RGBA[None])[0]),
+                         (f"arrows: dominant motion, longer = larger (longest {longest:.0f} Å, not to scale)",
+                          rgba_to_hex(ARROW_RGBA[None])[0])))
         else:
             raise InputError(f"color_by must be one of {', '.join(COLOR_MODES)} or an array, got {color_by!r}")
         mode = color_by
@@ -246,10 +340,8 @@ def build_scene(
     if pocket is not None:
         if pocket.residues.max() >= n:
             raise InputError("pocket does not index this dynamics' residues")
-        w = np.linalg.eigvalsh(dynamics.marginals[pocket.residues])[:, 2]
-        length = np.maximum(2.0, 1.5 * scale * mahalanobis_radius(probability) * np.sqrt(w))
         start = dynamics.mean[pocket.residues]
-        end = start + pocket.directions * length[:, None]
+        end = start + pocket.directions * arrow_lengths(dynamics, pocket, probability, scale)[:, None]
     if frames is not None:
         frames = np.asarray(frames, dtype=np.float64)
         if frames.ndim != 3 or frames.shape[1:] != (n, 3):

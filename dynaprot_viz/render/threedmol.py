@@ -20,12 +20,15 @@ import json
 
 import numpy as np
 
-from .scene import Scene
+from .scene import ARROW_RADIUS, ARROW_RGBA, Scene, rgba_to_hex
 
 __all__ = ["Py3DmolView", "render_py3dmol", "py3dmol_calls", "mesh_spec", "decode_spec", "helper_js",
-           "threedmol_js", "threedmol_js_uri", "threedmol_chain", "CA_SPHERE_RADIUS"]
+           "threedmol_js", "threedmol_js_uri", "threedmol_chain", "CA_SPHERE_RADIUS", "ARROW_STYLE"]
 
 CA_SPHERE_RADIUS = 0.35  # Å
+#: 3Dmol ``addArrow`` style of pocket motion arrows: thick shaft, a wide head over the last 30 %
+ARROW_STYLE = {"radius": ARROW_RADIUS, "radiusRatio": 2.0, "mid": 0.7,
+               "color": rgba_to_hex(ARROW_RGBA[None])[0]}
 
 
 def _require_py3dmol():
@@ -129,13 +132,13 @@ def py3dmol_calls(scene: Scene, *, animate_interval_ms: int = 100, loop: str = "
         calls.append(("addEllipsoids", (mesh_spec(scene),)))
     for s, e in zip(scene.arrow_start, scene.arrow_end):
         calls.append(("addArrow", ({"start": _xyz_list(s[None], 2)[0], "end": _xyz_list(e[None], 2)[0],
-                                    "radius": 0.3, "color": "#ff8c00"},)))
+                                    **ARROW_STYLE},)))
     if scene.selected is not None:
         pos = _xyz_list(scene.dynamics.mean[scene.selected][None], 2)[0]
         calls.append(("addLabel", (scene.dynamics.residues[scene.selected].label(),
                                    {"position": pos, "backgroundColor": "black", "fontSize": 12})))
     lg = scene.legend
-    calls.append(("addLabel", (f"{lg.title}: {lg.vmin:.2f} .. {lg.vmax:.2f} ({lg.cmap})",
+    calls.append(("addLabel", (lg.text(),
                                {"useScreen": True, "position": {"x": 10, "y": 10, "z": 0},
                                 "fontSize": 11, "backgroundOpacity": 0.6})))
     if scene.frames is not None and len(scene.frames) > 1:

@@ -38,7 +38,7 @@ from . import (
 )
 
 __all__ = [
-    "structure_pdb_text", "dynaprot", "dynaprot_coupling", "command_descriptions", "register_command",
+    "structure_pdb_text", "dynaprot", "dynaprot_coupling", "dynaprot_compare", "compare_commands", "command_descriptions", "register_command",
     "register_commands", "DEFAULT_SAMPLES",
 ]
 
@@ -194,10 +194,76 @@ def dynaprot_coupling(session, residues, palette=COUPLING_PALETTE):
     return corr
 
 
+#: residue attribute holding delta RMSF (B - A, Å) after ``dynaprot compare``
+DELTA_ATTRIBUTE = "dynaprot_delta_rmsf"
+
+
+def compare_commands(spec_a: str, spec_b: str, attr_a: str, attr_b: str, scale: float, start, end,
+                     palette: str = "blue:white:red") -> list[str]:
+    """ChimeraX commands of ``dynaprot compare``: delta RMSF colours on both structures
+    (symmetric -scale..scale, grey where unaligned) and displacement arrows (cylinder + cone
+    per arrow, Å, in A's coordinates) grouped in one model ``dynaprot_displacement``."""
+    low, mid, high = (palette.split(":") + ["blue", "white", "red"])[:3] if palette.count(":") == 2 else \
+        ("blue", "white", "red")
+    pal = f"{-scale:.4g},{low}:0,{mid}:{scale:.4g},{high}"
+    out = []
+    for spec, path in ((spec_a, attr_a), (spec_b, attr_b)):
+        p = str(path).replace('"', '\\"')
+        out += [f"color {spec} grey", f'open "{p}" format defattr',
+                f"color byattribute r:{DELTA_ATTRIBUTE} {spec} palette {pal} noValueColor grey"]
+    for s, e in zip(np.asarray(start), np.asarray(end)):
+        head = e - 0.25 * (e - s) if np.linalg.norm(e - s) > 4 else s + 0.6 * (e - s)
+        xyz = lambda v: ",".join(f"{c:.2f}" for c in v)  # noqa: E731
+        out.append(f"shape cylinder fromPoint {xyz(s)} toPoint {xyz(head)} radius 0.3 color #1a40e6 "
+                   "name dynaprot_displacement")
+        out.append(f"shape cone fromPoint {xyz(head)} toPoint {xyz(e)} radius 0.7 color #1a40e6 "
+                   "name dynaprot_displacement")
+    return out
+
+
+def dynaprot_compare(session, structures, model=None, palette="blue:white:red", arrows=True):
+    """``dynaprot compare #1 #2``: delta RMSF (B - A) on both structures, displacement arrows on A."""
+    from ...api import predict
+    from ...compare_view import arrow_segments, color_scale
+    from ...core.compare import compare
+
+    structures = list(structures)
+    if len(structures) != 2:
+        raise _user_error(f"dynaprot compare: give exactly two structures (e.g. #1 #2), got {len(structures)}")
+    try:
+        opts = parse_options(model)
+        dyns = []
+        with tempfile.TemporaryDirectory(prefix="dynaprot-cx-") as tmp:
+            for k, s in enumerate(structures):
+                path = os.path.join(tmp, f"side{k}.pdb")
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(structure_pdb_text(s))
+                dyns.append(predict(path, model=opts.model))
+            a, b = structures
+            cmp = compare(dyns[0], dyns[1], name_a=a.atomspec, name_b=b.atomspec)
+            scale = color_scale(cmp, "delta_rmsf").vmax
+            paths = []
+            for s, idx, residues in ((a, cmp.index_a, cmp.residues_a), (b, cmp.index_b, cmp.residues_b)):
+                path = os.path.join(tmp, f"{DELTA_ATTRIBUTE}_{model_tag(s.atomspec)}.defattr")
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(defattr_text(DELTA_ATTRIBUTE, cmp.delta_rmsf, [residues[i] for i in idx], s.atomspec,
+                                          comment="delta RMSF (A), B - A"))
+                paths.append(path)
+            start, end, _ = arrow_segments(cmp, "a") if arrows else (np.zeros((0, 3)), np.zeros((0, 3)), None)
+            for command in compare_commands(a.atomspec, b.atomspec, paths[0], paths[1], scale, start, end, palette):
+                _run(session, command)
+    except InputError as exc:
+        raise _user_error(f"dynaprot compare: {exc}") from None
+    _results(session)[f"compare {a.atomspec} {b.atomspec}"] = cmp
+    for line in cmp.summary().splitlines():
+        session.logger.info(f"dynaprot compare: {line}")
+    return cmp
+
+
 def command_descriptions() -> dict:
     """``{command name: (CmdDesc, function)}`` for ChimeraX's ``register``."""
     from chimerax.atomic import AtomicStructuresArg, ResiduesArg
-    from chimerax.core.commands import CmdDesc, FloatArg, IntArg, StringArg
+    from chimerax.core.commands import BoolArg, CmdDesc, FloatArg, IntArg, StringArg
 
     return {
         "dynaprot": (CmdDesc(
@@ -211,11 +277,16 @@ def command_descriptions() -> dict:
             keyword=[("palette", StringArg)],
             synopsis="colour a dynaprot result by correlation with one residue",
         ), dynaprot_coupling),
+        "dynaprot compare": (CmdDesc(
+            required=[("structures", AtomicStructuresArg)],
+            keyword=[("model", StringArg), ("palette", StringArg), ("arrows", BoolArg)],
+            synopsis="compare the dynamics of two structures: delta RMSF colours, displacement arrows",
+        ), dynaprot_compare),
     }
 
 
 def register_command(name: str, logger) -> None:
-    """Register one command (``dynaprot`` or ``dynaprot coupling``) with ChimeraX."""
+    """Register one command (``dynaprot``, ``dynaprot coupling`` or ``dynaprot compare``) with ChimeraX."""
     from chimerax.core.commands import register
 
     desc, func = command_descriptions()[name]

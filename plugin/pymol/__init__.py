@@ -46,6 +46,7 @@ __all__ = [
     "register",
     "dynaprot",
     "dynaprot_coupling",
+    "dynaprot_compare",
     "collect",
     "apply_result",
     "BackgroundJob",
@@ -386,6 +387,116 @@ def _coupling(cmd, residue, palette, quiet):
     return corr
 
 
+def dynaprot_compare(object_a, object_b, model="", palette=COUPLING_PALETTE, arrows="1", quiet=0, *, _self=None):
+    """
+DESCRIPTION
+
+    "dynaprot_compare" predicts the dynamics of two chains of one protein
+    (apo/holo, open/closed, mutant/wild type), aligns them by sequence and
+    colours BOTH objects by delta RMSF = RMSF(B) - RMSF(A) (Å) on a symmetric
+    diverging scale (blue: stiffer in B, white: no change, red: more flexible
+    in B; grey: no partner in the alignment).  When the two differ in
+    conformation, the displacement A -> B (after superposition) is drawn as
+    CGO arrows on A, and the overlap of that displacement with each side's
+    predicted motion is printed.
+
+USAGE
+
+    dynaprot_compare object_a, object_b [, model [, palette [, arrows ]]]
+
+ARGUMENTS
+
+    object_a, object_b = str: selections of ONE protein chain each
+    model = str: predictor {default: the package's default model}
+    palette = str: at least two colour names from -v to +v {default: blue white red}
+    arrows = 0/1: draw displacement arrows {default: 1}
+
+RESULT
+
+    both objects recoloured; CGO object <a>_<b>_displacement.
+
+EXAMPLES
+
+    fetch 1ake 4ake, async=0
+    dynaprot_compare 1ake and chain A, 4ake and chain A
+    """
+    cmd = _cmd(_self)
+    try:
+        return _compare(cmd, object_a, object_b, model, palette, arrows, int(quiet))
+    except (InputError, FileNotFoundError) as exc:
+        raise _error(f"dynaprot_compare: {exc}") from None
+
+
+def _palette_rgb(palette, cmd) -> np.ndarray:
+    colours = [c for c in re.split(r"[\s_]+", str(palette).strip() or COUPLING_PALETTE) if c]
+    tuples = [_colour_tuple(c, cmd) for c in colours]
+    if len(colours) < 2 or any(t is None for t in tuples):
+        raise InputError(f"palette must be at least two colour names, got {palette!r}")
+    return np.array(tuples, dtype=float)
+
+
+def _mix(rgb: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Colours (N, 3) at positions t in 0..1 along the palette ``rgb`` (M, 3)."""
+    pos = np.clip(t, 0.0, 1.0) * (len(rgb) - 1)
+    lo = np.minimum(pos.astype(int), len(rgb) - 2)
+    frac = (pos - lo)[:, None]
+    return rgb[lo] * (1.0 - frac) + rgb[lo + 1] * frac
+
+
+def _compare(cmd, object_a, object_b, model, palette, arrows, quiet):
+    import os
+    import tempfile
+
+    from ...api import predict
+    from ...compare_view import arrow_segments, color_scale
+    from ...core.compare import compare
+
+    opts = parse_options(model)
+    rgb = _palette_rgb(palette, cmd)
+    sides = []
+    for sel in (object_a, object_b):
+        pdb, base = collect(sel, _self=cmd)
+        with tempfile.TemporaryDirectory(prefix="dynaprot-cmp-") as tmp:
+            path = os.path.join(tmp, "selection.pdb")
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(pdb)
+            sides.append((sel, base, predict(path, model=opts.model)))
+    (sel_a, base_a, dyn_a), (sel_b, base_b, dyn_b) = sides
+    cmp = compare(dyn_a, dyn_b, name_a=base_a, name_b=base_b)
+    scale = color_scale(cmp, "delta_rmsf").vmax
+    grey = np.array(_colour_tuple("grey70", cmd) or (0.7, 0.7, 0.7))
+    for sel, idx, residues in ((sel_a, cmp.index_a, cmp.residues_a), (sel_b, cmp.index_b, cmp.residues_b)):
+        mixed = np.tile(grey, (len(residues), 1))
+        mixed[idx] = _mix(rgb, (np.asarray(cmp.delta_rmsf) / scale + 1.0) / 2.0)
+        codes = {}
+        for r, c in zip(residues, mixed):
+            red, green, blue = (int(round(255 * v)) for v in c)
+            codes[(r.chain, f"{r.number}{r.icode.strip()}")] = 0x40000000 + (red << 16) + (green << 8) + blue
+        cmd.alter(f"({sel})", "color = codes.get((chain, resi), color)", space={"codes": codes})
+    cmd.recolor()
+    name = _object_name(f"{base_a}_{base_b}_displacement")
+    cmd.delete(name)
+    start, end, _ = arrow_segments(cmp, "a")
+    if int(float(str(arrows).strip() or 1)) and len(start):
+        from pymol.cgo import CONE, CYLINDER
+
+        obj = []
+        for s, e in zip(start, end):
+            head = e - 0.25 * (e - s) if np.linalg.norm(e - s) > 4 else s + 0.6 * (e - s)
+            obj += [CYLINDER, *s, *head, 0.3, 0.1, 0.25, 0.9, 0.1, 0.25, 0.9]
+            obj += [CONE, *head, *e, 0.7, 0.0, 0.1, 0.25, 0.9, 0.1, 0.25, 0.9, 1.0, 0.0]
+        cmd.load_cgo(obj, name)
+    with _LOCK:
+        _COMPARISONS[name] = cmp
+    if not quiet:
+        print(" DynaProt: " + cmp.summary().replace("\n", "\n DynaProt: "))
+        print(f" DynaProt: {sel_a} and {sel_b} coloured by delta RMSF (B - A), ±{scale:.2f} {cmp.rmsf_unit}")
+    return cmp
+
+
+_COMPARISONS: dict = {}  # displacement object name -> DynamicsComparison
+
+
 # ----------------------------------------------------------------------------- background work
 class BackgroundJob:
     """Run :func:`compute` on a worker thread; poll from the GUI thread.
@@ -413,6 +524,7 @@ def register(_self=None) -> None:
     cmd = _cmd(_self)
     cmd.extend("dynaprot", dynaprot)
     cmd.extend("dynaprot_coupling", dynaprot_coupling)
+    cmd.extend("dynaprot_compare", dynaprot_compare)
     try:
         cmd.auto_arg[0]["dynaprot"] = cmd.auto_arg[0]["zoom"]
         cmd.auto_arg[0]["dynaprot_coupling"] = cmd.auto_arg[0]["zoom"]
