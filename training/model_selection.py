@@ -51,7 +51,8 @@ __all__ = ["held_out_sets", "build_selection", "weights_digests", "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: shipped weights files whose digests the selection records
-WEIGHTS_FILES = {"dynaprot": "dynaprot-preview.safetensors", "resaxial": "resaxial-preview.safetensors"}
+WEIGHTS_FILES = {"dynaprot": "dynaprot-preview.safetensors", "resaxial": "resaxial-preview.safetensors",
+                 "anm-gbm": "anm-gbm.safetensors"}
 
 
 def _shared_data() -> Path | None:
