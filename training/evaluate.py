@@ -476,13 +476,23 @@ def evaluate(store_path, models=("anm",), *, keys=None, max_band: int = 50, n_sa
 # --------------------------------------------------------------------------- mdCATH RMSF
 
 
-def default_mdcath_rmsf_dir() -> Path | None:
-    """``../shared/data/mdcath_rmsf`` beside the working directory or the source tree, if present."""
+def shared_data_dir() -> Path | None:
+    """``../shared/data`` beside the working directory or the source tree, if present (the
+    project's read-only evaluation data; a user's clone does not have it)."""
     here = Path(__file__).resolve()
     for base in (Path.cwd(), here.parents[1]):
-        cand = (base / ".." / "shared" / "data" / "mdcath_rmsf").resolve()
-        if (cand / "rmsf").is_dir() and (cand / "pdbs").is_dir():
+        cand = (base / ".." / "shared" / "data").resolve()
+        if cand.is_dir():
             return cand
+    return None
+
+
+def default_mdcath_rmsf_dir() -> Path | None:
+    """``../shared/data/mdcath_rmsf`` beside the working directory or the source tree, if present."""
+    shared = shared_data_dir()
+    cand = shared / "mdcath_rmsf" if shared is not None else None
+    if cand is not None and (cand / "rmsf").is_dir() and (cand / "pdbs").is_dir():
+        return cand
     return None
 
 

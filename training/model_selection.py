@@ -47,20 +47,14 @@ import numpy as np
 from dynaprot_viz.core.predictors import (BASELINE_MODEL, MODEL_SELECTION_FILE, available_models,
                                           select_default)
 
+from .evaluate import shared_data_dir
+
 __all__ = ["held_out_sets", "build_selection", "weights_digests", "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: shipped weights files whose digests the selection records
 WEIGHTS_FILES = {"dynaprot": "dynaprot-preview.safetensors", "resaxial": "resaxial-preview.safetensors",
                  "anm-gbm": "anm-gbm.safetensors"}
-
-
-def _shared_data() -> Path | None:
-    for base in (Path.cwd(), ROOT):
-        cand = (base / ".." / "shared" / "data").resolve()
-        if cand.is_dir():
-            return cand
-    return None
 
 
 def weights_digests() -> dict:
@@ -110,7 +104,7 @@ def mdcath_split_set(models, folder=None, split_dir=None) -> dict | None:
     from .train_anm_gbm import SPLIT_DIR, mdcath_train_case, mdcath_train_labels, read_split
 
     if folder is None:
-        shared = _shared_data()
+        shared = shared_data_dir()
         folder = shared / "mdcath_train" if shared is not None else None
     if folder is None or not (Path(folder) / "rmsf_320K.csv").exists():
         return None
@@ -160,7 +154,7 @@ def dance_test_set(models, folder=None) -> dict | None:
     except ImportError:
         return None
     if folder is None:
-        shared = _shared_data()
+        shared = shared_data_dir()
         folder = shared / "dance" if shared is not None else None
     if folder is None or not Path(folder).is_dir():
         return None

@@ -54,6 +54,8 @@ from dynaprot_viz.core.gaussian import marginals_from_joint
 from dynaprot_viz.core.models.anm_gbm import FEATURE_NAMES, TreeEnsemble, residue_features
 from dynaprot_viz.core.structure import load_chain
 
+from .evaluate import shared_data_dir
+
 __all__ = ["read_split", "mdcath_train_labels", "mdcath_train_case", "domain_features", "build_feature_table",
            "per_protein_r", "fit_gbm", "fit_ridge", "evaluate_registered", "main", "GBM_GRID", "SPLIT_DIR"]
 
@@ -72,14 +74,6 @@ STAGES = (200, 400, 600, 800)
 CV_TIE = 5e-4
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 N_FOLDS = 3
-
-
-def _shared_data() -> Path | None:
-    for base in (Path.cwd(), ROOT):
-        cand = (base / ".." / "shared" / "data").resolve()
-        if cand.is_dir():
-            return cand
-    return None
 
 
 def read_split(split_dir=SPLIT_DIR) -> dict:
@@ -290,7 +284,7 @@ def evaluate_registered(models=("anm", "anm-gbm"), progress=True) -> dict:
     from .evaluate import _mdcath_chain, _read_rmsf_csv, default_mdcath_rmsf_dir
 
     cases = []
-    shared = _shared_data()
+    shared = shared_data_dir()
     if shared is not None and (shared / "mdcath_train" / "rmsf_320K.csv").exists():
         labels = mdcath_train_labels(shared / "mdcath_train")
         for d in read_split()["heldout"]:
@@ -345,7 +339,7 @@ def main(argv=None) -> int:
         print("error: training ANM-GBM needs scikit-learn: pip install 'dynaprot-viz[train]' "
               "(or pip install scikit-learn)", file=sys.stderr)
         return 2
-    shared = _shared_data()
+    shared = shared_data_dir()
     folder = Path(args.data) if args.data else (shared / "mdcath_train" if shared else None)
     if folder is None or not (folder / "rmsf_320K.csv").exists():
         print(f"error: mdcath_train data not found at {folder}", file=sys.stderr)
