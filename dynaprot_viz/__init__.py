@@ -9,6 +9,7 @@
 __version__ = "0.1.0"
 
 from .api import as_chain, predict
+from .core.compare import DynamicsComparison, compare
 from .core.errors import InputError
 from .core.gaussian import Dynamics
 from .core.pockets import Pocket, find_pockets
@@ -17,10 +18,12 @@ from .core.structure import ProteinChain, Residue, load_chain
 from .export import write_annotated, write_ensemble
 from .figure import make_figure
 from .widget import view
+from .compare_view import view_compare
 from .batch import open_store, predict_many  # dask/zarr/pandas imported on first use (`batch` extra)
 
 __all__ = [
     "Dynamics",
+    "DynamicsComparison",
     "InputError",
     "Pocket",
     "ProteinChain",
@@ -28,6 +31,7 @@ __all__ = [
     "__version__",
     "as_chain",
     "available_models",
+    "compare",
     "default_model",
     "find_pockets",
     "load_chain",
@@ -37,6 +41,7 @@ __all__ = [
     "predict_many",
     "register_predictor",
     "view",
+    "view_compare",
     "write_annotated",
     "write_ensemble",
 ]
