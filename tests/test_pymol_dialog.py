@@ -226,11 +226,11 @@ def test_probability_field_cannot_leave_0_1(dialog):
 
 def test_worker_failure_shows_error_and_dialog_recovers(dialog, gcmd, qapp):
     """A prediction that fails on the worker thread ends in the status line, and the dialog recovers."""
-    _fill(dialog, "ubq and resi 1-3", samples=0)  # ANM of 3 residues: singular marginals
+    _fill(dialog, "ubq and resi 1-3", samples=0)  # 3 residues: refused before any prediction
     dialog.run_button.click()
     assert _pump_until(qapp, lambda: dialog._job is None)
     assert dialog.status.text().startswith("Error: "), dialog.status.text()
-    assert "ANM of these 3 residues is degenerate" in dialog.status.text()
+    assert "has 3 residues; dynamics need at least 5" in dialog.status.text()
     assert dialog.run_button.isEnabled()
     # the dialog still works afterwards
     _fill(dialog, "ubq", samples=0)
