@@ -59,7 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .gaussian import Dynamics
+from .gaussian import Dynamics, read_npz
 from .metrics import bandwise_coupling_pearson
 from .structure import Residue
 from .superpose import kabsch
@@ -663,13 +663,7 @@ class DynamicsComparison:
     def load(cls, path) -> "DynamicsComparison":
         """Read a file written by :meth:`save`."""
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such file")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except Exception as exc:
-            raise InputError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+        data = read_npz(path)
         need = set(cls.__dataclass_fields__) - {"residues_a", "residues_b"}
         missing = sorted(need - set(data))
         if missing:

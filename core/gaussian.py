@@ -18,6 +18,7 @@ from .errors import InputError, ShapeError
 from .structure import Residue
 
 __all__ = [
+    "read_npz",
     "RELATIVE_SUFFIX",
     "Dynamics",
     "as_residues",
@@ -126,6 +127,19 @@ def as_residues(residues, n: int) -> tuple:
     if len(out) != n:
         raise ShapeError(f"residues has {len(out)} entries for {n} positions")
     return tuple(out)
+
+
+def read_npz(path) -> dict:
+    """All arrays of an ``.npz`` file (no pickles), ``{name: ndarray}``; FileNotFoundError
+    or one-line InputError for a missing or unreadable file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -347,13 +361,7 @@ class Dynamics:
     def load(cls, path) -> "Dynamics":
         """Read a file written by :meth:`save`."""
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such file")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except Exception as exc:
-            raise InputError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+        data = read_npz(path)
         required = ["mean", "marginals", "coupling", "residue_chain", "residue_number",
                     "residue_icode", "residue_name", "model_name"]
         missing = [k for k in required if k not in data]
