@@ -38,6 +38,9 @@ __all__ = [
     "ProteinChain",
     "load_structure",
     "load_chain",
+    "load_chains",
+    "parse_chain_selection",
+    "ALL_CHAINS",
     "protein_chain_names",
     "local_frames",
     "ca_trace_frames",
@@ -49,6 +52,8 @@ __all__ = [
 ]
 
 BACKBONE_ATOMS = ("N", "CA", "C")
+#: the chain selection meaning "every protein chain of the first model"
+ALL_CHAINS = "all"
 _MIN_PROTEIN_RESIDUES = 2
 
 
@@ -112,7 +117,39 @@ class ProteinChain:
 
     @property
     def chain_id(self) -> str:
+        """The first residue's chain (the only one unless :attr:`is_complex`)."""
         return self.residues[0].chain
+
+    @property
+    def chain_ids(self) -> tuple:
+        """Distinct chain names in residue order, e.g. ``("A", "B")``."""
+        return tuple(dict.fromkeys(r.chain for r in self.residues))
+
+    @property
+    def is_complex(self) -> bool:
+        """True when the residues span more than one chain (:func:`load_chains`)."""
+        return len(self.chain_ids) > 1
+
+    def chain_slices(self) -> list:
+        """``[(chain name, slice), ...]``: the consecutive residue runs of each chain,
+        in order (one per chain for what :func:`load_chains` builds)."""
+        out, start = [], 0
+        for i in range(1, len(self.residues) + 1):
+            if i == len(self.residues) or self.residues[i].chain != self.residues[start].chain:
+                out.append((self.residues[start].chain, slice(start, i)))
+                start = i
+        return out
+
+    def subset(self, index) -> "ProteinChain":
+        """The residues ``index`` (a slice or integer indices) as a new ProteinChain."""
+        idx = np.arange(len(self))[index]
+        return ProteinChain(
+            source=self.source,
+            residues=tuple(self.residues[i] for i in idx),
+            sequence="".join(self.sequence[i] for i in idx),
+            backbone=self.backbone[idx],
+            bfactors=self.bfactors[idx],
+        )
 
     @property
     def ca(self) -> np.ndarray:
@@ -483,4 +520,103 @@ def load_chain(source, chain: str | None = None) -> ProteinChain:
         sequence="".join(letters),
         backbone=np.array(backbone),
         bfactors=np.array(bfac),
+    )
+
+
+def parse_chain_selection(chain) -> list | None:
+    """A chain selection as a list of names, or None for "the first protein chain".
+
+    Parameters
+    ----------
+    chain : None, str or sequence of str
+        ``None``; one name (``"A"``); names joined by commas (``"A,B"``, spaces
+        ignored); ``"all"`` (:data:`ALL_CHAINS`, every protein chain, returned as
+        ``["all"]``); or a list/tuple of names.
+
+    Returns
+    -------
+    list of str or None
+        Names in the given order.
+
+    Raises
+    ------
+    InputError
+        An empty name, a name given twice, or not a str / sequence of str.
+    """
+    if chain is None:
+        return None
+    if isinstance(chain, str):
+        names = [c.strip() for c in chain.split(",")] if "," in chain else [chain]
+    elif isinstance(chain, (list, tuple)) and all(isinstance(c, str) for c in chain):
+        names = [c.strip() for c in chain]
+    else:
+        raise InputError(f"chain must be a name, names joined by commas or a list of names, got {chain!r}")
+    if not names or any(not c for c in names):
+        raise InputError(f"chain selection {chain!r} has an empty chain name")
+    dup = sorted({c for c in names if names.count(c) > 1})
+    if dup:
+        raise InputError(f"chain selection {chain!r} names chain {dup[0]!r} twice")
+    if ALL_CHAINS in names and len(names) > 1:
+        raise InputError(f"chain selection {chain!r}: {ALL_CHAINS!r} cannot be combined with chain names")
+    return names
+
+
+def load_chains(source, chains=None) -> ProteinChain:
+    """Read several protein chains (a complex) as one :class:`ProteinChain`.
+
+    The residues of the chains follow one another in the order given; each
+    :class:`Residue` carries its chain, so :attr:`ProteinChain.chain_ids` and
+    :meth:`ProteinChain.chain_slices` recover them.  Nothing treats the junction
+    between two chains as a bond: the C-alpha-trace frames and the segment
+    features cut the trace where consecutive C-alpha are more than 4.2 Å apart
+    (:mod:`dynaprot_viz.core.ca_trace`), and chains of one file never touch that
+    closely.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or gemmi.Structure
+        PDB or mmCIF file, plain or gzipped, or a structure already loaded.
+    chains : None, str or sequence of str
+        As :func:`parse_chain_selection`: ``None`` (the first protein chain),
+        ``"A"``, ``"A,B"``, ``["A", "B"]`` or ``"all"`` (every chain with protein,
+        in file order).
+
+    Returns
+    -------
+    ProteinChain
+        N = the sum of the chains' residues; backbone (N, 3, 3) Å.
+
+    Raises
+    ------
+    InputError
+        A named chain absent or without protein (the message lists the protein
+        chains), an empty or repeated name, or any error of :func:`load_chain`.
+    """
+    names = parse_chain_selection(chains)
+    if names is None or (len(names) == 1 and names[0] != ALL_CHAINS):
+        return load_chain(source, None if names is None else names[0])
+    name = _source_name(source)
+    st = load_structure(source)
+    proteins = protein_chain_names(st)
+    if names == [ALL_CHAINS]:
+        if not proteins:
+            raise InputError(f"{name}: no protein chain found (no amino-acid residues)")
+        names = proteins
+    missing = [c for c in names if c not in proteins]
+    if missing:
+        present = {ch.name for ch in st[0]}
+        what = "no chain" if missing[0] not in present else "no protein residues in chain"
+        raise InputError(f"{name}: {what} {missing[0]!r}; chains with protein: {', '.join(proteins) or 'none'}")
+    with warnings.catch_warnings():
+        if len(st) > 1:  # said once below, not once per chain
+            warnings.filterwarnings("ignore", message=r".* models, using the first")
+        parts = [load_chain(st, c) for c in names]
+    if len(st) > 1:
+        warnings.warn(f"{name}: {len(st)} models, using the first", stacklevel=2)
+    return ProteinChain(
+        source=name,
+        residues=tuple(r for p in parts for r in p.residues),
+        sequence="".join(p.sequence for p in parts),
+        backbone=np.concatenate([p.backbone for p in parts]),
+        bfactors=np.concatenate([p.bfactors for p in parts]),
     )

@@ -5,9 +5,15 @@ from __future__ import annotations
 from .core.errors import InputError
 from .core.gaussian import Dynamics
 from .core.predictors import get_predictor, resolve_model
-from .core.structure import ProteinChain, load_chain
+from .core.structure import ProteinChain, load_chain, load_chains, parse_chain_selection
 
-__all__ = ["predict", "as_chain", "MIN_RESIDUES", "WARN_RESIDUES"]
+__all__ = ["predict", "as_chain", "MIN_RESIDUES", "WARN_RESIDUES", "ONE_NETWORK_MODELS"]
+
+#: models that take a complex (residues of several chains) as one network, inter-chain
+#: coupling included: ANM (one Hessian on every selected C-alpha) and ANM-GBM (that ANM,
+#: its per-residue features computed per chain).  Every other model is run chain by chain
+#: and the chains stacked, with a warning that inter-chain coupling is absent (0).
+ONE_NETWORK_MODELS = frozenset({"anm", "anm-gbm"})
 
 #: below this many residues a chain is refused: 3N - 6 internal degrees of freedom of a
 #: handful of C-alpha atoms describe no protein motion any of the models can speak to
@@ -18,17 +24,46 @@ MIN_RESIDUES = 5
 WARN_RESIDUES = 20
 
 
-def as_chain(source, chain: str | None = None) -> ProteinChain:
-    """A :class:`ProteinChain` from a path, a gemmi.Structure or a ProteinChain."""
+def as_chain(source, chain=None) -> ProteinChain:
+    """A :class:`ProteinChain` from a path, a gemmi.Structure or a ProteinChain.
+
+    ``chain`` as :func:`dynaprot_viz.core.structure.load_chains`: one name, ``"A,B"``,
+    ``["A", "B"]`` or ``"all"`` (several chains give one ProteinChain spanning them)."""
+    names = parse_chain_selection(chain)
     if isinstance(source, ProteinChain):
-        if chain is not None and chain != source.chain_id:
-            raise InputError(f"chain {chain!r} requested but the given ProteinChain is chain {source.chain_id!r}")
+        if names is not None and names != ["all"] and tuple(names) != source.chain_ids:
+            raise InputError(f"chain {chain!r} requested but the given ProteinChain holds chain(s) "
+                             f"{','.join(source.chain_ids)!r}")
         return source
-    return load_chain(source, chain=chain)
+    if names is None or (len(names) == 1 and names[0] != "all"):
+        return load_chain(source, chain=None if names is None else names[0])
+    return load_chains(source, names)
 
 
-def predict(source, model: str | None = None, chain: str | None = None, **options) -> Dynamics:
-    """Predict residue-level Gaussian dynamics of one chain.
+def _stack_chains(protein: ProteinChain, predictor, model: str, **options) -> Dynamics:
+    """Predict each chain of ``protein`` alone and stack them: marginals (N, 3, 3) Å² per
+    chain, coupling (N, N) Å² block-diagonal (0 between chains), with one warning."""
+    import warnings
+
+    import numpy as np
+
+    parts = [predictor(protein.subset(sl), **options) for _, sl in protein.chain_slices()]
+    n = len(protein)
+    coupling = np.zeros((n, n))
+    for (_, sl), d in zip(protein.chain_slices(), parts):
+        coupling[sl, sl] = d.coupling
+    warnings.warn(f"{protein.source}: {model} runs on one chain at a time; the chains "
+                  f"{','.join(protein.chain_ids)} were predicted separately and their inter-chain "
+                  "coupling is absent (0); --model anm couples the whole complex", UserWarning, stacklevel=3)
+    names = {d.model_name for d in parts}
+    return Dynamics(mean=protein.ca, marginals=np.concatenate([d.marginals for d in parts]),
+                    coupling=coupling, residues=protein.residues,
+                    model_name=names.pop() if len(names) == 1 else model,
+                    isotropic=all(d.isotropic for d in parts))
+
+
+def predict(source, model: str | None = None, chain=None, **options) -> Dynamics:
+    """Predict residue-level Gaussian dynamics of one chain or of a complex.
 
     Parameters
     ----------
@@ -39,21 +74,37 @@ def predict(source, model: str | None = None, chain: str | None = None, **option
         (:func:`dynaprot_viz.available_models`).  None (default): the model that wins
         the shipped held-out evaluation (:func:`dynaprot_viz.default_model`; ANM
         until a learned model beats it on every held-out set).
-    chain : str, optional
-        Chain name; default the first protein chain.
+    chain : str or list of str, optional
+        Chain name; default the first protein chain.  Several chains (a complex):
+        ``"A,B"``, ``["A", "B"]`` or ``"all"`` (every protein chain).  ANM (and
+        ANM-GBM) then treat the complex as one network, inter-chain coupling
+        included (:data:`ONE_NETWORK_MODELS`); other models run chain by chain with
+        a warning that the inter-chain coupling is absent (0).  Residue ids carry
+        their chain.
     **options
         Passed to the predictor (for ANM: ``cutoff``, ``gamma``, ``scale``).
 
     Returns
     -------
     Dynamics
-        mean (N, 3) Å, marginals (N, 3, 3) Å², coupling (N, N) Å².
+        mean (N, 3) Å, marginals (N, 3, 3) Å², coupling (N, N) Å²; N = all
+        selected residues, chains in the order selected.
     """
     import warnings
 
-    predictor = get_predictor(resolve_model(model))
+    model = resolve_model(model)
+    predictor = get_predictor(model)
     protein = as_chain(source, chain)
     n = len(protein)
+    if protein.is_complex:
+        small = [(c, sl.stop - sl.start) for c, sl in protein.chain_slices() if sl.stop - sl.start < MIN_RESIDUES]
+        if small and model not in ONE_NETWORK_MODELS:
+            c, k = small[0]
+            raise InputError(f"{protein.source}: chain {c!r} has {k} residues; {model} runs chain by chain and "
+                             f"needs at least {MIN_RESIDUES} per chain (leave it out of the selection)")
+        if model not in ONE_NETWORK_MODELS:
+            return _stack_chains(protein, predictor, model, **options)
+        return predictor(protein, **options)
     if n < MIN_RESIDUES:
         raise InputError(f"{protein.source}: chain {protein.chain_id!r} has {n} residues; dynamics need at "
                          f"least {MIN_RESIDUES} (a peptide this short has no protein-like motion to predict)")

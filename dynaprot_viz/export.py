@@ -100,8 +100,31 @@ def _residue_key(chain: str, res) -> tuple:
     return (chain, int(res.seqid.num), res.seqid.icode.strip())
 
 
-def annotated_structure(dynamics: Dynamics, source, whole_residue_anisou: bool = False):
-    """A gemmi.Structure of the predicted residues with B-factors and U tensors.
+def _annotated_residue(res, alt: str, b: float, u6, whole_residue_anisou: bool):
+    """A copy of residue ``res`` (conformer ``alt`` only) with B-factor ``b`` (Å²) on
+    every atom and U ``u6`` (PDB order, Å²) on its C-alpha (or every atom)."""
+    import gemmi
+
+    from .core.structure import conformer_atoms
+
+    new_res = gemmi.Residue()
+    new_res.name, new_res.seqid, new_res.het_flag = res.name, res.seqid, res.het_flag
+    new_res.entity_type = gemmi.EntityType.Polymer
+    new_res.subchain, new_res.label_seq = res.subchain, res.label_seq
+    for atom in conformer_atoms(res, alt):
+        a = gemmi.Atom()
+        a.name, a.element, a.pos, a.occ = atom.name, atom.element, atom.pos, atom.occ
+        a.charge, a.serial = atom.charge, atom.serial
+        a.b_iso = float(b)
+        if atom.name == "CA" or whole_residue_anisou:
+            a.aniso = gemmi.SMat33f(*map(float, u6))
+        new_res.add_atom(a)
+    return new_res
+
+
+def annotated_structure(dynamics: Dynamics, source, whole_residue_anisou: bool = False,
+                        whole_input: bool = False):
+    """A gemmi.Structure with the predicted residues' B-factors and U tensors.
 
     Parameters
     ----------
@@ -110,12 +133,18 @@ def annotated_structure(dynamics: Dynamics, source, whole_residue_anisou: bool =
         The structure the dynamics were predicted from.
     whole_residue_anisou : bool
         Put Sigma_i on every atom of residue i, not only on the C-alpha.
+    whole_input : bool
+        False (default, what the views draw): the predicted residues only.  True
+        (what :func:`write_annotated` writes): the whole first model of ``source``,
+        every chain, ligand, nucleic acid and water in its place, the atoms of
+        residues that were not predicted left as they were (B, ANISOU, altlocs).
 
     Returns
     -------
     gemmi.Structure
-        First model, the residues of ``dynamics`` only (one conformer each),
-        all their atoms.
+        First model.  Each predicted residue i holds one conformer (the one the
+        prediction used), every atom with B = (8 pi^2/3) tr(Sigma_i) Å² and the
+        C-alpha (or every atom) with U = Sigma_i Å²; its other U tensors are cleared.
 
     Raises
     ------
@@ -124,39 +153,38 @@ def annotated_structure(dynamics: Dynamics, source, whole_residue_anisou: bool =
     """
     import gemmi
 
-    from .core.structure import conformer_groups, conformer_atoms, select_conformer
+    from .core.structure import conformer_groups, select_conformer
 
     st = load_structure(source)
     wanted = {(r.chain, r.number, r.icode): i for i, r in enumerate(dynamics.residues)}
     bfac = dynamics.bfactors
     u6 = anisou_from_marginals(dynamics.marginals)
-    out = gemmi.Structure()
-    out.cell = st.cell
-    out.spacegroup_hm = st.spacegroup_hm
+    if whole_input:
+        out = st.clone()
+        while len(out) > 1:
+            del out[len(out) - 1]
+    else:
+        out = gemmi.Structure()
+        out.cell = st.cell
+        out.spacegroup_hm = st.spacegroup_hm
     model = gemmi.Model("1")
     found = set()
     for chain in st[0]:
         new_chain = None
         for group in conformer_groups(chain):
             key = _residue_key(chain.name, group[0])
-            if key not in wanted or key in found:
+            predicted = key in wanted and key not in found
+            if not predicted and not whole_input:
+                continue
+            if new_chain is None:
+                new_chain = gemmi.Chain(chain.name)
+            if not predicted:  # whole_input: kept as it was
+                for res in group:
+                    new_chain.add_residue(res)
                 continue
             i = wanted[key]
             res, alt = select_conformer(group)
-            new_res = gemmi.Residue()
-            new_res.name, new_res.seqid, new_res.het_flag = res.name, res.seqid, res.het_flag
-            new_res.entity_type = gemmi.EntityType.Polymer
-            for atom in conformer_atoms(res, alt):
-                a = gemmi.Atom()
-                a.name, a.element, a.pos, a.occ = atom.name, atom.element, atom.pos, atom.occ
-                a.charge = atom.charge
-                a.b_iso = float(bfac[i])
-                if atom.name == "CA" or whole_residue_anisou:
-                    a.aniso = gemmi.SMat33f(*map(float, u6[i]))
-                new_res.add_atom(a)
-            if new_chain is None:
-                new_chain = gemmi.Chain(chain.name)
-            new_chain.add_residue(new_res)
+            new_chain.add_residue(_annotated_residue(res, alt, bfac[i], u6[i], whole_residue_anisou))
             found.add(key)
         if new_chain is not None:
             model.add_chain(new_chain)
@@ -166,6 +194,14 @@ def annotated_structure(dynamics: Dynamics, source, whole_residue_anisou: bool =
             f"{getattr(source, 'name', source)}: {len(missing)} predicted residues are not in the structure "
             f"(first: {missing[0]}); was it predicted from another file?"
         )
+    if whole_input:  # the clone keeps the input's cell, entities and metadata; its chains are replaced
+        first = out[0]
+        while len(first):
+            del first[0]
+        for ch in model:
+            first.add_chain(ch)
+        out.setup_entities()
+        return out
     out.add_model(model)
     out.setup_entities()
     return out
@@ -267,7 +303,9 @@ def _structure_text(st, fmt: str, remarks: list[str], dynamics: Dynamics) -> str
 def write_annotated(dynamics: Dynamics, source, path, whole_residue_anisou: bool = False) -> Path:
     """Write the annotated structure (see :func:`annotated_structure`) to ``path``.
 
-    The format follows the name: ``.pdb`` or ``.cif`` (``.gz`` not supported
+    The whole input is kept (``whole_input=True``): every chain, ligand, nucleic acid
+    and water of the first model, with B and ANISOU set on the predicted residues and
+    left as they were elsewhere.  The format follows the name: ``.pdb`` or ``.cif`` (``.gz`` not supported
     for output).  Returns the path.
 
     mmCIF holds every value as predicted.  PDB's fixed columns cannot: B-factors
@@ -279,7 +317,7 @@ def write_annotated(dynamics: Dynamics, source, path, whole_residue_anisou: bool
     fmt = _format_of(path)
     if path.name.lower().endswith(".gz"):
         raise InputError(f"{path}: gzipped output is not supported; drop the .gz")
-    st = annotated_structure(dynamics, source, whole_residue_anisou)
+    st = annotated_structure(dynamics, source, whole_residue_anisou, whole_input=True)
     if fmt == "pdb":
         _cap_for_pdb(st, dynamics)
     scope = "all atoms of residue i" if whole_residue_anisou else "C-alpha atoms"

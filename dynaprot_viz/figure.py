@@ -161,6 +161,29 @@ def _set_residue_ticks(axis, dynamics: Dynamics, target: int) -> None:
     axis.set_major_formatter(FixedFormatter([t for _, t in ticks]))
 
 
+def _draw_chain_bounds(ax, dynamics: Dynamics) -> list:
+    """A complex: dashed lines between chains on the heatmap ``ax`` and each chain's name on
+    the top and left edges (nothing for one chain).  Returns the lines drawn."""
+    from .render.scales import chain_bounds
+
+    bounds = chain_bounds(dynamics.residues)
+    if len(bounds) < 2:
+        return []
+    lines = []
+    for a, _, _ in bounds[1:]:
+        lines.append(ax.axhline(a - 0.5, color="black", linewidth=0.8, linestyle="--", gid="chain-boundary"))
+        lines.append(ax.axvline(a - 0.5, color="black", linewidth=0.8, linestyle="--", gid="chain-boundary"))
+    n = dynamics.n_residues
+    box = dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.7)
+    for a, b, c in bounds:  # names inside the top and left edges (clear of the tick labels)
+        mid = 0.5 * (a + b) - 0.5
+        ax.text(mid, -0.5 + 0.01 * n, c or "_", ha="center", va="top", fontweight="bold", fontsize="small",
+                gid="chain-label", bbox=box)
+        ax.text(-0.5 + 0.01 * n, mid, c or "_", ha="left", va="center", fontweight="bold", fontsize="small",
+                gid="chain-label", bbox=box)
+    return lines
+
+
 def _pocket_bands(residues, n: int) -> list[tuple[int, int]]:
     """Bands (first, last index) of one pocket on the sequence: its contiguous runs,
     with gaps of up to max(3, n / 60) residues bridged (one band per stretch)."""
@@ -544,6 +567,7 @@ def make_figure(
         cb.outline.set_linewidth(0.5)
         _set_residue_ticks(ax_c.xaxis, dynamics, target=6)
         _set_residue_ticks(ax_c.yaxis, dynamics, target=6)
+        _draw_chain_bounds(ax_c, dynamics)
         ax_c.set_xlabel("residue $j$")
         ax_c.set_ylabel("residue $i$")
         ax_c.set_title(heat_title, loc="left", fontweight="bold")

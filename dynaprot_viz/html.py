@@ -43,7 +43,7 @@ from .core.errors import InputError
 from .core.gaussian import Dynamics
 from .core.pockets import find_pockets
 from .geometry import DEFAULT_PROBABILITY
-from .render.scales import HEATMAP_ORIGIN, correlation_view, residue_ticks
+from .render.scales import HEATMAP_ORIGIN, chain_bounds, correlation_view, residue_ticks
 from .render.scene import arrow_lengths, build_scene, colormap_rgba, describe_source, ensemble_text, structure_text
 from .export import pdb_chain_name_map
 from .render.threedmol import ARROW_STYLE, helper_js, mesh_spec, threedmol_chain, threedmol_js
@@ -110,7 +110,9 @@ def page_data(dynamics: Dynamics, source=None, *, probability: float = DEFAULT_P
         # how the heatmap is drawn: row 0 (the first residue) at the top, as the figure and widget
         "heatmap": {"origin": HEATMAP_ORIGIN, "vmin": view.vmin, "vmax": view.vmax, "kind": view.kind,
                     "label": view.label, "what": view.what, "rangeNote": view.range_note, "xlabel": "residue j", "ylabel": "residue i",
-                    "ticks": [[i, t] for i, t in residue_ticks(dynamics.residues, target=6)]},
+                    "ticks": [[i, t] for i, t in residue_ticks(dynamics.residues, target=6)],
+                    # a complex: [start, stop, chain] per chain; lines between chains, names on the edges
+                    "chains": [[a, b, c or "_"] for a, b, c in chain_bounds(dynamics.residues)]},
         "arrow": dict(ARROW_STYLE),
         "structure": scene.structure_text,
         "mesh": mesh_spec(scene),
@@ -270,6 +272,20 @@ Made with dynaprot-viz __VERSION__; 3Dmol.js (BSD-3-Clause) is embedded.</p>
     });
     c.textAlign = "center"; c.textBaseline = "top"; c.fillText(H.xlabel, L + S / 2, T + S + 22);
     c.save(); c.translate(12, T + S / 2); c.rotate(-Math.PI / 2); c.textBaseline = "middle"; c.fillText(H.ylabel, 0, 0); c.restore();
+    if (H.chains.length > 1) {  // chain boundaries and chain names (a complex)
+      c.save(); c.strokeStyle = "#000"; c.lineWidth = 1.2; c.setLineDash([4, 3]);
+      H.chains.forEach(function (b, k) {
+        var e = b[0] * S / n;
+        if (k > 0) { c.beginPath(); c.moveTo(L + e, T); c.lineTo(L + e, T + S); c.moveTo(L, T + e); c.lineTo(L + S, T + e); c.stroke(); }
+      });
+      c.restore(); c.font = "bold 11px sans-serif"; c.fillStyle = "#000";
+      H.chains.forEach(function (b) {
+        var mid = 0.5 * (b[0] + b[1]) * S / n;
+        c.textAlign = "center"; c.textBaseline = "bottom"; c.fillText(b[2], L + mid, T + 12);
+        c.textAlign = "left"; c.textBaseline = "middle"; c.fillText(b[2], L + 3, T + mid);
+      });
+      c.font = "11px sans-serif"; c.fillStyle = "#222";
+    }
     if (j >= 0) { var y = T + pos(j), x = L + pos(j); c.strokeStyle = "#19e632"; c.beginPath(); c.moveTo(L, y); c.lineTo(L + S, y); c.moveTo(x, T); c.lineTo(x, T + S); c.stroke(); }
   }
   (function () {  // colour bar of the heatmap

@@ -190,6 +190,15 @@ class DynamicsApp:
 
         if chain == ALL_CHAINS:
             names = [c for c in self.chains if c != ALL_CHAINS]
+            if len(names) > 1:
+                # the whole complex in one prediction (issue 14): ANM as one network, inter-chain
+                # coupling included; other models chain by chain (predict warns that it is absent)
+                try:
+                    return self._predict(self.source, model=self.model, chain=names,
+                                         **accepted_options(self.model, self._predict_options))
+                except InputError as exc:  # e.g. a peptide chain too short for a per-chain model
+                    warnings.warn(f"the complex as a whole failed ({exc}); chains predicted one by one, "
+                                  "without inter-chain coupling", stacklevel=3)
             parts = []
             for c in names:
                 try:
@@ -284,7 +293,8 @@ class DynamicsApp:
         self.refresh()
 
     def set_chain(self, chain: str | None):
-        """Show another chain of the source (``"all"``: every chain, no inter-chain coupling)."""
+        """Show another chain of the source (``"all"``: every protein chain as one complex; ANM
+        couples the chains, models run chain by chain leave the inter-chain coupling at 0)."""
         if self.source is None:
             raise InputError("the app was built from a Dynamics: give a structure to switch chains")
         self.chain = chain

@@ -67,7 +67,8 @@ class ViewerOptions:
     palette : str
         Viewer colour palette for RMSF (checked by the viewer adapter).
     chain : str or None
-        Chain to predict; None: the first protein chain of the selection.
+        Chain(s) to predict (``"A"``, ``"A,B"``, ``"all"``); None: every protein chain
+        of the selection, as one complex when there are several.
     seed : int
         Random seed of the ensemble.
     weights : str or None
@@ -193,7 +194,14 @@ def compute(pdb_text: str, options: ViewerOptions) -> PredictionResult:
             extra["weights"] = options.weights
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            dyn = predict(src, model=options.model, chain=options.chain, **extra)
+            chain = options.chain
+            if chain is None:
+                # a selection spanning several protein chains is one complex (issue 14)
+                from ..core.structure import load_structure, protein_chain_names
+
+                if len(protein_chain_names(load_structure(src))) > 1:
+                    chain = "all"
+            dyn = predict(src, model=options.model, chain=chain, **extra)
             ann = os.path.join(tmp, "annotated.pdb")
             write_annotated(dyn, src, ann)
             with open(ann, encoding="utf-8") as fh:

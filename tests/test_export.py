@@ -46,7 +46,8 @@ def test_annotated_b_and_anisou(tmp_path, ubq_path, ubq_anm, suffix):
 def test_whole_residue_anisou(tmp_path, ubq_path, ubq_anm):
     path = write_annotated(ubq_anm, ubq_path, tmp_path / "all.pdb", whole_residue_anisou=True)
     st = gemmi.read_structure(str(path))
-    n_atoms = sum(len(r) for ch in st[0] for r in ch)
+    # the file keeps the input's waters (issue 14); they carry no U: count the protein atoms
+    n_atoms = sum(len(r) for ch in st[0] for r in ch if r.name != "HOH")
     assert sum(line.startswith("ANISOU") for line in path.read_text().splitlines()) == n_atoms
 
 
@@ -54,10 +55,12 @@ def test_annotated_keeps_altloc_choice_and_chain(tmp_path, data_dir):
     chain = load_chain(data_dir / "1ake.cif", chain="B")
     dyn = predict_anm(chain)
     st = gemmi.read_structure(str(write_annotated(dyn, data_dir / "1ake.cif", tmp_path / "b.pdb")))
-    assert [ch.name for ch in st[0]] == ["B"]
-    ca = np.array([[a.pos.x, a.pos.y, a.pos.z] for _, a in _ca_atoms(st)])
+    # the whole input is kept (issue 14): chain A stays, chain B is the annotated one
+    assert [ch.name for ch in st[0]] == [ch.name for ch in gemmi.read_structure(str(data_dir / "1ake.cif"))[0]]
+    b = st[0]["B"]
+    ca = np.array([[a.pos.x, a.pos.y, a.pos.z] for r in b for a in r if a.name == "CA" and r.het_flag == "A"])
     np.testing.assert_allclose(ca, chain.ca, atol=1e-3)
-    assert not any(a.altloc != "\0" for ch in st[0] for r in ch for a in r)
+    assert not any(a.altloc != "\0" for r in b if r.het_flag == "A" for a in r)
 
 
 def test_annotated_from_wrong_structure_is_refused(tmp_path, data_dir, ubq_anm):
@@ -84,7 +87,7 @@ def test_pdb_range_checks(tmp_path, ubq_path, ubq_anm):
     # mmCIF has no such limit: the true values
     write_annotated(huge, ubq_path, tmp_path / "x.cif")
     cif = gemmi.read_structure(str(tmp_path / "x.cif"))
-    b = [r["CA"][0].b_iso for ch in cif[0] for r in ch]
+    b = [r["CA"][0].b_iso for ch in cif[0] for r in ch if r.find_atom("CA", "*")]  # waters kept (issue 14)
     np.testing.assert_allclose(b, huge.bfactors, rtol=1e-4)
 
 

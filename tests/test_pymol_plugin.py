@@ -153,8 +153,10 @@ def test_selection_checks(pm, tmp_path):
     with pytest.raises(CmdException, match="not a valid PyMOL selection"):
         plugin.dynaprot("no_such_object", "anm", _self=pm)
     pm.load(str(ROOT / "tests" / "data" / "1ake.cif"), "adk")
-    with pytest.raises(CmdException, match="spans chains A, B"):
-        plugin.dynaprot("adk", "anm", _self=pm)
+    # a selection spanning chains is one complex (issue 14; it was refused before)
+    assert plugin.dynaprot("adk", "anm", "0.5", "0", quiet=1, _self=pm) == "adk_dynaprot"
+    assert set(pm.get_chains("adk_dynaprot and name CA")) == {"A", "B"}
+    assert pm.count_atoms("adk_dynaprot and name CA and polymer.protein") == 428
     name = plugin.dynaprot("adk and chain B", "anm", "0.5", "0", quiet=1, _self=pm)
     assert name == "adk_B_dynaprot"  # a chain of a two-chain object: the chain is in the name
     chains = set(pm.get_chains("adk_B_dynaprot"))

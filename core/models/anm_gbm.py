@@ -488,7 +488,10 @@ def predict_anm_gbm(chain: ProteinChain, weights=None, cutoff: float = 15.0, gam
     Parameters
     ----------
     chain : ProteinChain
-        C-alpha coordinates are all it uses (a C-alpha-only chain works).
+        C-alpha coordinates are all it uses (a C-alpha-only chain works).  A complex
+        (residues of several chains) is one ANM network; the tree features are
+        computed chain by chain (contact numbers count the residue's own chain only),
+        the ln ANM MSF feature comes from the complex.
     weights : str or Path, optional
         ``.safetensors`` trees (config json beside it); default the shipped ones.
     cutoff : float, Å
@@ -513,7 +516,11 @@ def predict_anm_gbm(chain: ProteinChain, weights=None, cutoff: float = 15.0, gam
     if not np.all(msf > 0):
         raise InputError(f"{chain.source}: the ANM of these {len(chain)} residues leaves some residues "
                          "without fluctuation; too few contacts for a 3D elastic network")
-    x = residue_features(chain.ca, chain.sequence, msf)
+    # a complex (residues of several chains, :func:`~dynaprot_viz.core.structure.load_chains`):
+    # one ANM network for all of it (inter-chain coupling included, msf from the complex), but the
+    # per-residue features (termini, chain length, windows, contacts) per chain, as in training
+    x = np.concatenate([residue_features(chain.ca[sl], chain.sequence[sl], msf[sl])
+                        for _, sl in chain.chain_slices()])
     try:
         return anm_gbm_from_anm(chain, marg, coup, model.predict(x))
     except ShapeError as exc:

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="PDB or mmCIF file, plain or gzipped")
     p.add_argument("--model", default=None, help=model_help())
     add_weights_argument(p)
-    p.add_argument("--chain", default=None, help="chain name (default: first protein chain)")
+    p.add_argument("--chain", default=None, help="chain name (default: first protein chain); several chains (a complex): A,B or all (ANM couples them as one network)")
     p.add_argument("--dynamics", default=None, metavar="NPZ",
                    help="use this saved prediction (.dynamics.npz) instead of predicting")
     out = p.add_argument_group("outputs (at least one; written atomically)")

@@ -9,7 +9,7 @@ from ._args import add_anm_scale_argument, add_weights_argument, model_help, non
 from ..core.errors import InputError
 from ..core.predictors import resolve_model
 
-HELP = "predict residue dynamics of one chain and write annotated files"
+HELP = "predict residue dynamics of one chain or a complex and write annotated files"
 
 
 def stem_of(path) -> str:
@@ -24,7 +24,7 @@ def stem_of(path) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="PDB or mmCIF file, plain or gzipped")
     p.add_argument("--model", default=None, help=model_help())
-    p.add_argument("--chain", default=None, help="chain name (default: first protein chain)")
+    p.add_argument("--chain", default=None, help="chain name (default: first protein chain); several chains (a complex): A,B or all (ANM couples them as one network)")
     p.add_argument("--samples", type=nonneg_int, default=0, metavar="K",
                    help="also write an ensemble of K sampled conformations (default 0: none)")
     p.add_argument("--seed", type=int, default=0, help="random seed for --samples (default 0)")

@@ -29,7 +29,8 @@ def add_arguments(p) -> None:
     p.add_argument("--model", default=None, help=model_help())
     add_weights_argument(p)
     add_anm_scale_argument(p)
-    p.add_argument("--chain", default=None, help="chain name (default: first protein chain); with --store: "
+    p.add_argument("--chain", default=None, help="chain name (default: first protein chain); several chains (a complex): "
+                   "A,B or all (ANM couples them as one network); with --store: "
                    "the entry id, e.g. 1abc_A")
     p.add_argument("--store", default=None, metavar="STORE",
                    help="show one entry (--chain ENTRY) of a `dynaprot-viz batch` store instead of INPUT")

@@ -35,6 +35,7 @@ from ..core.errors import InputError
 from ..core.gaussian import Dynamics
 
 __all__ = [
+    "chain_bounds",
     "HEATMAP_ORIGIN",
     "RMSF_PERCENTILES",
     "CORRELATION_RANGES",
@@ -243,3 +244,27 @@ def correlation_view(dynamics: Dynamics, color_range: str = "auto",
     return CorrelationView(corr, -q, q, "robust", what,
                            f"colours ±{q:.2f} ({_ordinal(_CORRELATION_PERCENTILE)} percentile of |C_ij|, "
                            "i≠j; beyond clamped)")
+
+
+def chain_bounds(residues) -> list[tuple[int, int, str]]:
+    """The runs of one chain along the residue axis of a heatmap.
+
+    Parameters
+    ----------
+    residues : sequence of Residue
+        ``Dynamics.residues``, N items.
+
+    Returns
+    -------
+    list of (start, stop, chain)
+        Half-open index ranges ``[start, stop)`` into ``residues``, in order; one item
+        for a single chain.  Boundaries (lines on the heatmap) sit at ``start - 0.5``
+        of every item but the first.
+    """
+    out = []
+    for i, r in enumerate(residues):
+        if out and out[-1][2] == r.chain:
+            out[-1][1] = i + 1
+        else:
+            out.append([i, i + 1, r.chain])
+    return [(a, b, c) for a, b, c in out]

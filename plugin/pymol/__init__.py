@@ -127,8 +127,10 @@ def collect(selection: str, _self=None) -> tuple[str, str]:
     object holds several protein chains (and the chain id is not blank): results of
     two chains of one object never overwrite each other.
 
-    Runs on PyMOL's thread.  Raises InputError when the selection is empty or
-    spans several chains (the prediction is for one chain).
+    Runs on PyMOL's thread.  Raises InputError when the selection is empty.  A
+    selection spanning several protein chains is one complex (see
+    :func:`dynaprot_viz.plugin.options.compute`); the base name is then ``obj`` when
+    all of the object's protein chains are selected, else ``obj_<chains>`` (``obj_AB``).
     """
     cmd = _cmd(_self)
     selection = str(selection).strip() or "(all)"
@@ -139,16 +141,13 @@ def collect(selection: str, _self=None) -> tuple[str, str]:
     if n == 0:
         raise InputError(f"selection {selection!r} holds no protein atoms")
     chains = sorted(set(cmd.get_chains(f"({selection}) and polymer.protein")))
-    if len(chains) > 1:
-        raise InputError(
-            f"selection {selection!r} spans chains {', '.join(chains)}; pick one, e.g. '({selection}) and chain {chains[0]}'"
-        )
     objects = cmd.get_object_list(f"({selection})") or []
     base = _object_name(objects[0] if len(objects) == 1 else selection)
-    if len(objects) == 1 and chains and chains[0].strip():
+    if len(objects) == 1 and chains and all(c.strip() for c in chains):
         object_chains = set(cmd.get_chains(f"({objects[0]}) and polymer.protein"))
-        if len(object_chains) > 1:
-            base = _object_name(f"{objects[0]}_{chains[0]}")
+        if len(object_chains) > 1 and set(chains) != object_chains:
+            # some chains of a multi-chain object: they join the name (obj_B, obj_AB)
+            base = _object_name(f"{objects[0]}_{''.join(chains)}")
     pdb = cmd.get_pdbstr(f"({selection}) and not solvent", state=-1)
     return pdb, base
 
@@ -266,7 +265,8 @@ USAGE
 
 ARGUMENTS
 
-    selection = str: atoms of ONE protein chain {default: (all)}
+    selection = str: protein atoms; several chains are predicted as one complex
+                (ANM couples them) {default: (all)}
     model = str: predictor (anm, dynaprot, resaxial, ...) {default: the
             winner of the shipped held-out evaluation, today anm; see
             dynaprot-viz --help}
