@@ -7,13 +7,15 @@ from .core.gaussian import Dynamics
 from .core.predictors import get_predictor, resolve_model
 from .core.structure import ProteinChain, load_chain, load_chains, parse_chain_selection
 
-__all__ = ["predict", "as_chain", "MIN_RESIDUES", "WARN_RESIDUES", "ONE_NETWORK_MODELS"]
+__all__ = ["predict", "as_chain", "MIN_RESIDUES", "WARN_RESIDUES", "ONE_NETWORK_MODELS", "PER_CHAIN_SUFFIX"]
 
 #: models that take a complex (residues of several chains) as one network, inter-chain
 #: coupling included: ANM (one Hessian on every selected C-alpha) and ANM-GBM (that ANM,
 #: its per-residue features computed per chain).  Every other model is run chain by chain
 #: and the chains stacked, with a warning that inter-chain coupling is absent (0).
 ONE_NETWORK_MODELS = frozenset({"anm", "anm-gbm"})
+#: appended to the model_name of a complex predicted chain by chain (no inter-chain coupling)
+PER_CHAIN_SUFFIX = "+per-chain"
 
 #: below this many residues a chain is refused: 3N - 6 internal degrees of freedom of a
 #: handful of C-alpha atoms describe no protein motion any of the models can speak to
@@ -56,9 +58,10 @@ def _stack_chains(protein: ProteinChain, predictor, model: str, **options) -> Dy
                   f"{','.join(protein.chain_ids)} were predicted separately and their inter-chain "
                   "coupling is absent (0); --model anm couples the whole complex", UserWarning, stacklevel=3)
     names = {d.model_name for d in parts}
+    # the output's own record of it (saved in the .npz, shown in every legend and title)
+    name = f"{names.pop() if len(names) == 1 else model}{PER_CHAIN_SUFFIX}"
     return Dynamics(mean=protein.ca, marginals=np.concatenate([d.marginals for d in parts]),
-                    coupling=coupling, residues=protein.residues,
-                    model_name=names.pop() if len(names) == 1 else model,
+                    coupling=coupling, residues=protein.residues, model_name=name,
                     isotropic=all(d.isotropic for d in parts))
 
 

@@ -225,6 +225,8 @@ def test_per_chain_model_warns_and_has_no_interchain_coupling():
     np.testing.assert_allclose(dyn.coupling[:na, :na], a.coupling, rtol=1e-5, atol=1e-8)
     assert not np.any(dyn.coupling[:na, na:])
     assert dyn.sample(2, seed=0).shape == (2, 198, 3)
+    # the output itself records it (model_name travels into the .npz and every legend)
+    assert a.model_name == "resaxial" and dyn.model_name == "resaxial+per-chain"
 
 
 # --------------------------------------------------------------------------- files keep everything
