@@ -12,7 +12,10 @@ a. **structure**: cartoon with one ellipsoid per C-alpha at probability p
    the ``projection`` renderer draws the C-alpha trace and the ellipsoids'
    outlines projected on the structure's principal plane (exact shadows: the
    outline of a p-ellipsoid with covariance S seen along the view is the ellipse
-   of P S P^T at the same radius).
+   of P S P^T at the same radius).  A complex (several chains) keeps the RMSF colours
+   and marks its chains: each chain's id as a label on the chain's colour in the
+   image (PyMOL) or beside its C-alpha trace drawn in the chain's colour
+   (projection), and a chain legend (chain id -> colour) in the panel.
 b. **coupling**: the correlation map C~_ij (DCCM, dimensionless), the correlation
    of the slowest modes, or the coupling C_ij (Å²), with a colour bar saying what
    is shown and in which range (``heatmap_range``: -1..1, or ±98th percentile of
@@ -250,13 +253,16 @@ def _extent_pdb_text(points: np.ndarray) -> str:
 
 def pymol_scene_script(pdb_path, png_path, *, width: int, height: int, vmin: float, vmax: float,
                        probability: float = 0.5, cmap: str = "viridis", dpi: int = 300,
-                       extent_path=None) -> str:
+                       extent_path=None, chain_labels=()) -> str:
     """PyMOL command script (.pml) that ray-traces the structure panel to ``png_path``.
 
     The B column of ``pdb_path`` must hold RMSF (Å); colours are ``cmap`` sampled
     at 21 stops over [vmin, vmax] (values outside are clamped).  ``extent_path``:
     a PDB of points spanning the ellipsoids (:func:`ellipsoid_extent_points`),
     loaded hidden so that the view is framed by the ellipsoids, not only the atoms.
+    ``chain_labels``: a complex's :class:`~dynaprot_viz.render.scene.ChainKey` items, each
+    drawn as ``chain X`` in the chain's colour at its label position (Å), lifted towards
+    the viewer so that the ellipsoids do not hide it.
     """
     matplotlib, _ = _mpl()
     colormap = matplotlib.colormaps[cmap]
@@ -284,6 +290,16 @@ def pymol_scene_script(pdb_path, png_path, *, width: int, height: int, vmin: flo
         "show ellipsoids, dpv_prot and name CA",
         "orient dpv_prot",
     ]
+    for k, key in enumerate(chain_labels):
+        r, g, b = (int(key.color[i:i + 2], 16) / 255 for i in (1, 3, 5))
+        x, y, z = (float(v) for v in key.label_position)
+        lines += [f"set_color dpv_chain{k}, [{r:.4f}, {g:.4f}, {b:.4f}]",
+                  f"pseudoatom dpv_chainlabel{k}, pos=[{x:.3f}, {y:.3f}, {z:.3f}], label=chain {key.text}",
+                  f"hide everything, dpv_chainlabel{k}", f"show labels, dpv_chainlabel{k}",
+                  f"set label_color, dpv_chain{k}, dpv_chainlabel{k}"]
+    if chain_labels:
+        lines += ["set label_size, -3", "set label_font_id, 7", "set label_position, (0, 0, 25)",
+                  "set label_outline_color, white"]
     if extent_path is not None:
         # frame with the ellipsoids' extent: hidden points at each ellipsoid's bounding box
         lines += [f"load {Path(extent_path).as_posix()}, dpv_extent", "hide everything, dpv_extent",
@@ -324,7 +340,8 @@ def _pymol_available() -> str | None:
 
 
 def render_structure(dynamics: Dynamics, source, *, width: int, height: int, vmin: float, vmax: float,
-                     probability: float = 0.5, cmap: str = "viridis", dpi: int = 300) -> np.ndarray:
+                     probability: float = 0.5, cmap: str = "viridis", dpi: int = 300,
+                     chain_labels=()) -> np.ndarray:
     """Ray-trace the structure with PyMOL in batch mode; returns an RGBA image (H, W, 4) in 0..1.
 
     Raises
@@ -347,7 +364,8 @@ def render_structure(dynamics: Dynamics, source, *, width: int, height: int, vmi
         extent.write_text(_extent_pdb_text(ellipsoid_extent_points(dynamics, probability)), encoding="utf-8")
         png = Path(tmp) / "scene.png"
         script = pymol_scene_script(pdb, png, width=width, height=height, vmin=vmin, vmax=vmax,
-                                    probability=probability, cmap=cmap, dpi=dpi, extent_path=extent)
+                                    probability=probability, cmap=cmap, dpi=dpi, extent_path=extent,
+                                    chain_labels=chain_labels)
         if how == "pymol2":
             _run_pymol_inprocess(script)
         else:
@@ -365,8 +383,10 @@ def render_structure(dynamics: Dynamics, source, *, width: int, height: int, vmi
     return img
 
 
-def _draw_projection(ax, dynamics: Dynamics, norm, cmap, probability: float) -> None:
-    """C-alpha trace + projected ellipsoid outlines on the principal plane (no PyMOL)."""
+def _draw_projection(ax, dynamics: Dynamics, norm, cmap, probability: float, chain_labels=()) -> None:
+    """C-alpha trace + projected ellipsoid outlines on the principal plane (no PyMOL); a complex
+    (``chain_labels``, :class:`~dynaprot_viz.render.scene.ChainKey`) draws each chain's trace in
+    its colour over the ellipsoids, with its id at its label position."""
     from matplotlib.collections import LineCollection
     from matplotlib.patches import Ellipse
 
@@ -382,7 +402,17 @@ def _draw_projection(ax, dynamics: Dynamics, norm, cmap, probability: float) -> 
     segs = np.stack([xy[:-1], xy[1:]], axis=1)
     chain = np.array([r.chain for r in dynamics.residues])
     keep = (chain[:-1] == chain[1:]) & (np.linalg.norm(segs[:, 0] - segs[:, 1], axis=1) < 4.2)
-    ax.add_collection(LineCollection(segs[keep], colors="0.55", linewidths=0.6, zorder=1))
+    if chain_labels:
+        colour = {key.chain: key.color for key in chain_labels}
+        ax.add_collection(LineCollection(segs[keep], colors=[colour[c] for c in chain[:-1][keep]],
+                                         linewidths=1.0, zorder=3, gid="chain-trace"))
+        for key in chain_labels:
+            lx, ly = (key.label_position - dynamics.mean.mean(axis=0)) @ p.T
+            ax.text(lx, ly, f"chain {key.text}", color="white", fontweight="bold", ha="center", va="center",
+                    zorder=4, gid="chain-label-3d",
+                    bbox=dict(boxstyle="round,pad=0.2", facecolor=key.color, edgecolor="white", alpha=0.9))
+    else:
+        ax.add_collection(LineCollection(segs[keep], colors="0.55", linewidths=0.6, zorder=1))
     w, v = np.linalg.eigh(cov2)
     for i in range(len(xy)):
         angle = np.degrees(np.arctan2(v[i, 1, 1], v[i, 0, 1]))
@@ -707,6 +737,9 @@ def _structure_panel(fig, ax, dynamics, source, renderer, norm, colormap, probab
                      extend, width_in, height_in) -> str:
     from matplotlib.cm import ScalarMappable
 
+    from .render.scene import chain_keys
+
+    keys = chain_keys(dynamics)  # () for one chain: the panel is as before
     used = renderer
     if renderer == "auto":
         used = "pymol" if _pymol_available() else "projection"
@@ -719,17 +752,27 @@ def _structure_panel(fig, ax, dynamics, source, renderer, norm, colormap, probab
         w_px = int(min(0.5 * width_in * dpi, 2400))
         h_px = int(min(0.58 * height_in * dpi, 2400))
         img = render_structure(dynamics, source, width=w_px, height=h_px, vmin=norm.vmin, vmax=norm.vmax,
-                               probability=probability, cmap=cmap, dpi=int(dpi))
+                               probability=probability, cmap=cmap, dpi=int(dpi), chain_labels=keys)
         img = _autocrop(img)  # PyMOL framed the ellipsoids with a margin: use the panel for the protein
         ax.imshow(img, interpolation="lanczos" if img.shape[1] > 200 else "nearest")
         ax.set_axis_off()
     elif used == "projection":
-        _draw_projection(ax, dynamics, norm, colormap, probability)
+        _draw_projection(ax, dynamics, norm, colormap, probability, chain_labels=keys)
         ax.set_axis_off()
     else:
         ax.set_axis_off()
         ax.text(0.5, 0.5, "(structure not rendered)", ha="center", va="center", transform=ax.transAxes,
                 color="0.5")
+    if keys and used in ("pymol", "projection"):
+        from matplotlib.patches import Patch
+
+        handles = [Patch(facecolor=k.color, edgecolor="white", label=f"chain {k.text} ({k.n_residues})")
+                   for k in keys]
+        # under the panel, below the ellipsoid note: clear of the structure
+        leg = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.075), frameon=False,
+                        fontsize="small", handlelength=1.0, handleheight=0.8, borderaxespad=0.0,
+                        columnspacing=0.8, handletextpad=0.4, ncol=min(len(keys), 3))
+        leg.set_gid("chain-legend")
     sm = ScalarMappable(norm=norm, cmap=colormap)
     cb = fig.colorbar(sm, ax=ax, shrink=0.7, pad=0.03, extend=extend)
     r = dynamics.rmsf

@@ -22,6 +22,10 @@ and the data:
 - pockets (:func:`dynaprot_viz.find_pockets`) listed, one click highlights a
   patch, draws its motion directions as thick blue arrows and switches the
   legend to the pocket's key;
+- a complex (several chains): each chain's id as a 3D label on the chain's colour,
+  whatever the colouring, a chain legend (chain id -> colour, residue count) under
+  the viewer and a "chain colours" button that colours cartoon and ellipsoids by
+  chain (RMSF colours stay the default); a single chain's page has none of these;
 - a title naming the input file, the structure's PDB id and title when the file
   has them, the chain(s) and the model;
 - K ensemble samples (:meth:`Dynamics.sample`) as extra models, animated back
@@ -46,7 +50,7 @@ from .geometry import DEFAULT_PROBABILITY
 from .render.scales import HEATMAP_ORIGIN, chain_bounds, correlation_view, residue_ticks
 from .render.scene import arrow_lengths, build_scene, colormap_rgba, describe_source, ensemble_text, structure_text
 from .export import pdb_chain_name_map
-from .render.threedmol import ARROW_STYLE, helper_js, mesh_spec, threedmol_chain, threedmol_js
+from .render.threedmol import ARROW_STYLE, chain_label_style, helper_js, mesh_spec, threedmol_chain, threedmol_js
 from ._io import atomic_write_text
 
 __all__ = ["standalone_html", "write_html", "page_data", "page_title"]
@@ -95,7 +99,7 @@ def page_data(dynamics: Dynamics, source=None, *, probability: float = DEFAULT_P
     lg = scene.legend
     # chain ids as 3Dmol reads them from the page's PDB text (a blank chain is " ")
     written = pdb_chain_name_map(r.chain for r in dynamics.residues)
-    return {
+    out = {
         "model": dynamics.model_name,
         "n": dynamics.n_residues,
         "labels": [r.label() for r in dynamics.residues],
@@ -122,6 +126,12 @@ def page_data(dynamics: Dynamics, source=None, *, probability: float = DEFAULT_P
         "nSamples": int(n_samples),
         "isotropic": dynamics.isotropic,
     }
+    if scene.chains:  # a complex: chain labels, chain legend and chain colours (absent for one chain)
+        out["chainKey"] = [{"chain": k.text, "color": k.color, "n": k.n_residues, "label": chain_label_style(k)}
+                           for k in scene.chains]
+        out["chainColors"] = build_scene(dynamics, scene.structure_text, color_by="chain", residues=[],
+                                         subdivisions=0).residue_hex()
+    return out
 
 
 _PAGE = """<!DOCTYPE html>
@@ -135,6 +145,7 @@ h3 { margin: 4px 0 2px 0; } #subtitle { margin: 0 0 8px 0; }
 #side { width: 470px; } #side canvas { display: block; }
 #heatrow { display: flex; align-items: flex-start; }
 #legend { width: 300px; height: 12px; border: 1px solid #999; }
+#chainLegend .sw { display: inline-block; width: 14px; height: 10px; margin: 0 4px 0 8px; border: 1px solid #888; vertical-align: middle; }
 #pocketLegend .sw { display: inline-block; width: 14px; height: 10px; margin-right: 5px; border: 1px solid #888; vertical-align: middle; }
 #pocketLegend .ar { display: inline-block; width: 22px; height: 4px; margin: 0 3px 2px 0; vertical-align: middle; }
 .row { margin: 6px 0; } button { margin-right: 4px; }
@@ -149,6 +160,7 @@ h3 { margin: 4px 0 2px 0; } #subtitle { margin: 0 0 8px 0; }
   <div class="row" id="rmsfLegend"><span id="legendTitle"></span><br><canvas id="legend" width="300" height="12"></canvas>
    <span id="legendRange" class="muted"></span><div id="legendNote" class="muted small"></div></div>
   <div class="row" id="pocketLegend" hidden></div>
+  <div class="row" id="chainLegend" hidden></div>
   <div class="row">residue <select id="residue"></select> <button id="reset">RMSF colours</button></div>
   <div class="row">ensemble: <button id="play">play</button><button id="pause">pause</button>
    ms/frame <input id="speed" type="number" min="20" max="2000" value="100" style="width:5em">
@@ -196,13 +208,13 @@ Made with dynaprot-viz __VERSION__; 3Dmol.js (BSD-3-Clause) is embedded.</p>
     document.getElementById("legendRange").textContent = fmt(lo) + " .. " + fmt(hi);
     document.getElementById("legendNote").textContent = note || "";
   }
-  function pocketLegend(p) {
+  function pocketLegend(p, noArrow) {
     showColorbar(false);
     var box = document.getElementById("pocketLegend"); box.innerHTML = "";
     var t = document.createElement("div"); t.textContent = p.legend.title; box.appendChild(t);
     p.legend.entries.forEach(function (e, k) {
       var row = document.createElement("div"), sw = document.createElement("span");
-      sw.className = k === p.legend.entries.length - 1 ? "ar" : "sw"; sw.style.background = e[1];
+      sw.className = k === p.legend.entries.length - 1 && !noArrow ? "ar" : "sw"; sw.style.background = e[1];
       row.appendChild(sw); row.appendChild(document.createTextNode(e[0])); box.appendChild(row);
     });
   }
@@ -223,6 +235,23 @@ Made with dynaprot-viz __VERSION__; 3Dmol.js (BSD-3-Clause) is embedded.</p>
   }
   function clearExtras() { extras.forEach(function (e) { if (e.label) viewer.removeLabel(e.label); else viewer.removeShape(e); }); extras = []; }
   function showRmsf() { clearExtras(); applyColors(D.rmsfColors); drawLegend(lut, D.legend.title, D.legend.vmin, D.legend.vmax, D.legend.note); drawHeatmap(-1); viewer.render(); }
+  function showChains() {  // a complex: cartoon and ellipsoids in chain colours
+    clearExtras(); applyColors(D.chainColors);
+    pocketLegend({legend: {title: "coloured by chain", entries: D.chainKey.map(function (c) {
+      return ["chain " + c.chain + " (" + c.n + " residues)", c.color]; })}}, true);
+    drawHeatmap(-1); viewer.render();
+  }
+  if (D.chainKey) {  // chain ids in 3D on their chain's colour, kept in every colouring
+    var cbox = document.getElementById("chainLegend"); cbox.hidden = false;
+    cbox.appendChild(document.createTextNode("chains:"));
+    D.chainKey.forEach(function (c) {
+      var sw = document.createElement("span"); sw.className = "sw"; sw.style.background = c.color;
+      cbox.appendChild(sw); cbox.appendChild(document.createTextNode(c.chain + " (" + c.n + ")"));
+      viewer.addLabel("chain " + c.chain, c.label);
+    });
+    var cb = document.createElement("button"); cb.id = "chainColours"; cb.textContent = "chain colours";
+    cb.style.marginLeft = "10px"; cb.addEventListener("click", showChains); cbox.appendChild(cb);
+  }
   function select(j) {
     clearExtras();
     var hexes = [];

@@ -318,3 +318,68 @@ def test_blank_chain_through_stub_session(registered):
     np.testing.assert_allclose([values[f"#1:{r.number}"] for r in expected.residues], expected.rmsf, rtol=1e-5)
     names = [c for c, _ in session.calls if c.startswith("name frozen ")]
     assert names and all(" #1:" in c and "/" not in c for c in names)
+
+
+# ----------------------------------------------------------------------------- complexes (issue 14)
+def _hvr():
+    import gemmi
+
+    site = Path(gemmi.__file__).resolve().parent
+    site = site if (site / "MDAnalysisTests").exists() else site.parent
+    path = site / "MDAnalysisTests" / "data" / "1hvr.pdb"  # HIV-1 protease dimer, chains A and B
+    if not path.exists():
+        pytest.skip("1hvr.pdb not installed (it comes with the test dependency MDAnalysisTests)")
+    return path
+
+
+def _defattr_values(text):
+    return {line.split("\t")[1]: float(line.split("\t")[2]) for line in text.splitlines() if line.startswith("\t")}
+
+
+def test_two_chain_structure_is_one_complex_through_stub_session(registered):
+    """`dynaprot #1` on a dimer: one prediction over both chains (the complex's ANM, not two
+    monomers), aniso on the C-alphas of both chains, attribute specs naming each residue's chain."""
+    path = _hvr()
+    session = registered
+    structure = StubStructure(path)
+    _, dynaprot = session.registered["dynaprot"]
+    dynaprot(session, [structure], model="anm", samples=0)
+    expected = dv.predict(path, model="anm", chain="all")
+    assert [c for c in dict.fromkeys(r.chain for r in expected.residues)] == ["A", "B"]
+    result = session._dynaprot_results["#1"]
+    assert result.dynamics.n_residues == expected.n_residues == 198
+    np.testing.assert_allclose(result.dynamics.coupling, expected.coupling, rtol=1e-8, atol=1e-10)
+    # inter-chain coupling is there: one network, not two separate monomers
+    chains = np.array([r.chain for r in result.dynamics.residues])
+    assert np.abs(result.dynamics.coupling[np.ix_(chains == "A", chains == "B")]).max() > 1e-3
+    u6 = anisou_from_marginals(expected.marginals)
+    by_key = {(r.chain_id, r.number): r for r in structure.residues}
+    for i, r in enumerate(expected.residues):
+        np.testing.assert_allclose(by_key[(r.chain, r.number)].find_atom("CA").aniso_u6, u6[i], rtol=1e-6, atol=1e-9)
+    infos = [m for level, m in session.logger.messages if level == "info"]
+    assert "dynaprot #1: chains A, B predicted as one complex (198 residues)" in infos
+    values = _defattr_values(session.calls[0][1])
+    assert {k.split(":")[0] for k in values} == {"#1/A", "#1/B"}
+    np.testing.assert_allclose([values[f"#1/{r.chain}:{r.number}"] for r in expected.residues], expected.rmsf,
+                               rtol=1e-5)
+    # coupling command on a residue of chain B reads the complex's row
+    _, coupling = session.registered["dynaprot coupling"]
+    b_res = next(r for r in structure.residues if r.chain_id == "B" and r.number == 50)
+    corr = coupling(session, [b_res])
+    i = next(k for k, r in enumerate(expected.residues) if (r.chain, r.number) == ("B", 50))
+    np.testing.assert_allclose(corr, expected.correlation[i], rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("chain, chains", [("A,B", {"A", "B"}), ("all", {"A", "B"}), ("B", {"B"})])
+def test_chain_option_selects_chains_through_stub_session(registered, chain, chains):
+    path = _hvr()
+    session = registered
+    structure = StubStructure(path, atomspec="#4")
+    _, dynaprot = session.registered["dynaprot"]
+    dynaprot(session, [structure], model="anm", chain=chain, samples=0)
+    dyn = session._dynaprot_results["#4"].dynamics
+    assert {r.chain for r in dyn.residues} == chains
+    with_u = {r.chain_id for r in structure.residues if r.find_atom("CA") is not None
+              and r.find_atom("CA").aniso_u6 is not None}
+    assert with_u == chains
+    assert {k.split(":")[0] for k in _defattr_values(session.calls[0][1])} == {f"#4/{c}" for c in chains}

@@ -7,6 +7,8 @@
   |majorAxis|) in the frame (minorAxis x majorAxis, minorAxis, majorAxis)),
   from the same :func:`dynaprot_viz.geometry.ellipsoid_axes` as the meshes;
 - pocket motions: one ``ArrowBuffer``;
+- a complex: each chain's id as a text shape in the chain's colour
+  (:attr:`~dynaprot_viz.render.scene.Scene.chains`), whatever the colouring;
 - ensembles: a trajectory component (C-alpha atoms, one frame per sample)
   through nglview's adaptor protocol (:class:`SampleTrajectory`), played by
   nglview's player (play/pause/speed/loop).
@@ -101,6 +103,9 @@ def render_nglview(scene: Scene, view=None, scheme_id: str | None = None):
             position2=np.round(scene.arrow_end, 3).ravel().tolist(),
             color=[float(c) for c in ARROW_RGBA[:3]] * k, radius=[ARROW_RADIUS] * k,
         )
+    for key in scene.chains:  # a complex: the chain id in the chain's colour, one shape component
+        rgb = [int(key.color[k:k + 2], 16) / 255 for k in (1, 3, 5)]
+        view.shape.add("text", [float(v) for v in key.label_position], rgb, 6.0, f"chain {key.text}")
     if scene.selected is not None:
         view.add_representation("label", selection=ngl_selection(scene.dynamics.residues[scene.selected]) + ".CA",
                                 labelType="res", color="black", component=0)

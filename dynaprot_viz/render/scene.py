@@ -35,9 +35,16 @@ __all__ = [
     "ARROW_RADIUS",
     "arrow_lengths",
     "describe_source",
+    "ChainKey",
+    "CHAIN_COLORS",
+    "chain_keys",
 ]
 
-COLOR_MODES = ("rmsf", "coupling", "pocket")
+COLOR_MODES = ("rmsf", "coupling", "pocket", "chain")
+#: colours of the chains of a complex (3D chain labels, chain legend, ``color_by="chain"``):
+#: strong hues that stay apart from each other and from the ends of viridis, in this order
+CHAIN_COLORS = ("#d62728", "#1f77b4", "#ff7f0e", "#e377c2", "#8c564b", "#9467bd", "#7f7f7f",
+                "#17becf", "#bcbd22", "#2ca02c")
 #: colour of pocket residues and their arrows, and of everything else in "pocket" mode
 POCKET_RGBA = np.array([1.0, 0.55, 0.0, 1.0], dtype=np.float32)
 MUTED_RGBA = np.array([0.78, 0.78, 0.78, 1.0], dtype=np.float32)
@@ -61,6 +68,13 @@ def colormap_rgba(values, cmap: str = "viridis", vmin: float | None = None, vmax
     hi = float(np.max(v)) if vmax is None else float(vmax)
     t = (v - lo) / (hi - lo) if hi > lo else np.full_like(v, 0.5)
     return cm(np.clip(t, 0.0, 1.0)).astype(np.float32)
+
+
+def matplotlib_rgba(color: str) -> tuple:
+    """RGBA (4 floats in 0..1) of a matplotlib colour such as ``"#d62728"``."""
+    from matplotlib.colors import to_rgba
+
+    return to_rgba(color)
 
 
 def rgba_to_hex(rgba) -> list[str]:
@@ -98,6 +112,55 @@ class Legend:
         return f"{out}; {self.note}" if self.note else out
 
 
+@dataclass(frozen=True)
+class ChainKey:
+    """One chain of a complex as the views mark it.
+
+    Attributes
+    ----------
+    chain : str
+        Chain id as in ``Dynamics.residues`` (``"_"`` shown for a blank id).
+    color : str
+        ``#rrggbb`` from :data:`CHAIN_COLORS` (cycled past 10 chains).
+    n_residues : int
+    label_position : ndarray, shape (3,), Å
+        Where the chain's 3D label sits: the chain's C-alpha centroid moved away from the
+        complex's centroid by the chain's radius of gyration, so that labels sit on
+        the chain's outer side rather than over the interface.
+    """
+
+    chain: str
+    color: str
+    n_residues: int
+    label_position: np.ndarray
+
+    @property
+    def text(self) -> str:
+        """The chain's name on labels and legends (``"_"`` for a blank id)."""
+        return self.chain if self.chain.strip() else "_"
+
+
+def chain_keys(dynamics: Dynamics) -> tuple:
+    """The :class:`ChainKey` of every chain of a complex, in residue order; ``()`` for one chain
+    (single-chain views look exactly as before)."""
+    chains = np.array([r.chain for r in dynamics.residues])
+    names = list(dict.fromkeys(chains.tolist()))
+    if len(names) < 2:
+        return ()
+    xyz = np.asarray(dynamics.mean, dtype=np.float64)  # [N, 3] Å
+    centre = xyz.mean(axis=0)
+    out = []
+    for k, c in enumerate(names):
+        pts = xyz[chains == c]
+        mid = pts.mean(axis=0)
+        rg = float(np.sqrt(((pts - mid) ** 2).sum(axis=1).mean()))
+        away = mid - centre
+        norm = float(np.linalg.norm(away))
+        pos = mid + (away / norm) * rg if norm > 1e-6 else mid
+        out.append(ChainKey(c, CHAIN_COLORS[k % len(CHAIN_COLORS)], int(len(pts)), np.round(pos, 2)))
+    return tuple(out)
+
+
 @dataclass(frozen=True, eq=False)
 class Scene:
     """The state of one 3D view.
@@ -125,6 +188,9 @@ class Scene:
         Pocket motion directions drawn as arrows.
     frames : ndarray, shape (K, N, 3) Å, or None
         Ensemble samples for animation.
+    chains : tuple of ChainKey
+        A complex: one key per chain (renderers add a chain label in the chain's colour
+        and a chain legend, whatever the colouring); ``()`` for one chain.
     """
 
     dynamics: Dynamics
@@ -142,6 +208,7 @@ class Scene:
     arrow_start: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     arrow_end: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     frames: np.ndarray | None = None
+    chains: tuple = ()
 
     @property
     def n_ellipsoids(self) -> int:
@@ -274,8 +341,9 @@ def build_scene(
         Ellipsoid opacity.
     residues : array of int, optional
         Indices of the residues that get an ellipsoid (default all).
-    color_by : "rmsf", "coupling", "pocket" or array (N,)
-        ``"coupling"`` needs ``selected``; ``"pocket"`` needs ``pocket``.
+    color_by : "rmsf", "coupling", "pocket", "chain" or array (N,)
+        ``"coupling"`` needs ``selected``; ``"pocket"`` needs ``pocket``; ``"chain"``
+        colours each chain of a complex by its :data:`CHAIN_COLORS` entry.
     selected : int, optional
         Highlighted residue index.
     pocket : Pocket, optional
@@ -319,6 +387,13 @@ def build_scene(
                          ("other residues", rgba_to_hex(MUTED_RGBA[None])[0]),
                          (f"arrows: dominant motion, longer = larger (longest {longest:.0f} Å, not to scale)",
                           rgba_to_hex(ARROW_RGBA[None])[0])))
+        elif color_by == "chain":
+            keys = chain_keys(dynamics) or (ChainKey(dynamics.residues[0].chain, CHAIN_COLORS[0], n,
+                                                     np.zeros(3)),)
+            colour = {k.chain: k.color for k in keys}
+            rgba = np.array([matplotlib_rgba(colour[r.chain]) for r in dynamics.residues], dtype=np.float32)
+            legend = Legend("chains", cmap, 0.0, 1.0, kind="categories",
+                            entries=tuple((f"chain {k.text} ({k.n_residues} residues)", k.color) for k in keys))
         else:
             raise InputError(f"color_by must be one of {', '.join(COLOR_MODES)} or an array, got {color_by!r}")
         mode = color_by
@@ -351,5 +426,6 @@ def build_scene(
         dynamics=dynamics, structure_text=text, residue_rgba=rgba, shown=shown, mesh=mesh,
         radii=mesh.radii, axes=mesh.axes, opacity=float(opacity), legend=legend, mode=mode,
         selected=selected, pocket=pocket, arrow_start=start, arrow_end=end, frames=frames,
+        chains=chain_keys(dynamics),
     )
 

@@ -5,7 +5,9 @@ The structure is drawn as cartoon plus C-alpha spheres, coloured per residue
 ellipsoids are ``addCustom`` triangle meshes (per-vertex colours, split in
 chunks below WebGL's 16-bit index limit), sent as base64 arrays and unpacked by
 ``dynaprotViz.addEllipsoids`` (static/dynaprot_viz.js); pocket motions are arrows; the
-selected residue gets a label; ensemble frames are ``addModelsAsFrames`` +
+selected residue gets a label; a complex gets one label per chain (the chain id on
+the chain's colour, :attr:`Scene.chains`) whatever the colouring, so that chains
+stay distinguishable under RMSF colours; ensemble frames are ``addModelsAsFrames`` +
 ``animate`` (loop back and forth).  3Dmol.js has no colour bar: the legend is
 a screen label (the widget also shows a matplotlib colour bar).
 
@@ -23,12 +25,22 @@ import numpy as np
 from .scene import ARROW_RADIUS, ARROW_RGBA, Scene, rgba_to_hex
 
 __all__ = ["Py3DmolView", "render_py3dmol", "py3dmol_calls", "mesh_spec", "decode_spec", "helper_js",
-           "threedmol_js", "threedmol_js_uri", "threedmol_chain", "CA_SPHERE_RADIUS", "ARROW_STYLE"]
+           "threedmol_js", "threedmol_js_uri", "threedmol_chain", "chain_label_style", "CA_SPHERE_RADIUS",
+           "ARROW_STYLE"]
 
 CA_SPHERE_RADIUS = 0.35  # Å
 #: 3Dmol ``addArrow`` style of pocket motion arrows: thick shaft, a wide head over the last 30 %
 ARROW_STYLE = {"radius": ARROW_RADIUS, "radiusRatio": 2.0, "mid": 0.7,
                "color": rgba_to_hex(ARROW_RGBA[None])[0]}
+
+
+def chain_label_style(key) -> dict:
+    """3Dmol ``addLabel`` style of a complex's chain label (:class:`~dynaprot_viz.render.scene.ChainKey`):
+    bold white text on the chain's colour, at the key's label position, in front of the structure."""
+    x, y, z = (float(v) for v in key.label_position)
+    return {"position": {"x": x, "y": y, "z": z}, "backgroundColor": key.color, "backgroundOpacity": 0.9,
+            "fontColor": "white", "fontSize": 16, "bold": True, "inFront": True, "borderColor": "white",
+            "borderThickness": 1.0, "alignment": "center"}
 
 
 def _require_py3dmol():
@@ -137,6 +149,8 @@ def py3dmol_calls(scene: Scene, *, animate_interval_ms: int = 100, loop: str = "
         pos = _xyz_list(scene.dynamics.mean[scene.selected][None], 2)[0]
         calls.append(("addLabel", (scene.dynamics.residues[scene.selected].label(),
                                    {"position": pos, "backgroundColor": "black", "fontSize": 12})))
+    for key in scene.chains:  # a complex: the chain id on the chain's colour
+        calls.append(("addLabel", (f"chain {key.text}", chain_label_style(key))))
     lg = scene.legend
     calls.append(("addLabel", (lg.text(),
                                {"useScreen": True, "position": {"x": 10, "y": 10, "z": 0},

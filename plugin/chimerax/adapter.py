@@ -11,6 +11,11 @@ predicts, and the result comes back as
   (``open ... coordsets true``; play with ``coordset``);
 - ``name frozen dpN_pocketK`` per pocket patch.
 
+A structure with several protein chains is predicted as one complex (one ANM
+network over all chains, :func:`~dynaprot_viz.plugin.options.compute`), attributes and
+aniso set on every chain, each residue named by its own chain (``#1/A:12``,
+``#1/B:12``); ``chain A`` / ``chain A,B`` / ``chain all`` chooses the chains.
+
 ``dynaprot coupling <residue>`` colours the structure by the correlation
 (DCCM, -1..1) with that residue.  ChimeraX is imported only inside functions.
 """
@@ -103,7 +108,10 @@ def _structure_name(structure) -> str:
 
 def dynaprot(session, structures, model=None, chain=None, probability=0.5, samples=DEFAULT_SAMPLES,
              palette=DEFAULT_PALETTE, seed=0, weights=None):
-    """``dynaprot`` command: predict and show dynamics of each given structure (one chain each)."""
+    """``dynaprot`` command: predict and show dynamics of each given structure.
+
+    Every protein chain of a structure is predicted together as one complex unless
+    ``chain`` names some (``"A"``, ``"A,B"``; ``"all"`` = every protein chain)."""
     try:
         opts = parse_options(model, probability, samples, palette, chain=chain, seed=seed, weights=weights)
         check_palette(opts.palette)
@@ -153,6 +161,10 @@ def _one_structure(session, s, opts):
     _results(session)[spec] = result
     log = session.logger
     log.info(dyn.summary())
+    chains = list(dict.fromkeys(r.chain for r in dyn.residues))
+    if len(chains) > 1:
+        log.info(f"dynaprot {spec}: chains {', '.join(c or '(blank)' for c in chains)} predicted as one complex "
+                 f"({dyn.n_residues} residues)")
     log.info(f"dynaprot {_structure_name(s)}: attribute {RMSF_ATTRIBUTE} ({dyn.rmsf_unit}), "
              f"aniso at p = {opts.probability:g}")
     if ensemble_spec:
