@@ -158,6 +158,7 @@ class DynamicsApp:
         self.speed_ms, self.bounce, self.playing = 100, True, False
         self.residue_subset = None
         self.selected: int | None = None
+        self.chain_colors = False
         self.pocket_index: int | None = None
         self.frames = None
         self._predict = predict
@@ -223,7 +224,17 @@ class DynamicsApp:
     def color_mode(self) -> str:
         if self.pocket_index is not None:
             return "pocket"
-        return "coupling" if self.selected is not None else "rmsf"
+        if self.selected is not None:
+            return "coupling"
+        return "chain" if getattr(self, "chain_colors", False) else "rmsf"
+
+    def show_chain_colors(self, on: bool = True):
+        """Colour by chain (a complex's chains told apart) instead of by RMSF; False: RMSF."""
+        self.chain_colors = bool(on) and len({r.chain for r in self.dynamics.residues}) > 1
+        self.selected = None
+        self.pocket_index = None
+        self._sync_controls()
+        self.refresh()
 
     def select(self, index: int | None):
         """Highlight residue ``index`` and colour the others by their correlation with it (None: RMSF)."""
@@ -231,6 +242,8 @@ class DynamicsApp:
             raise InputError(f"residue index must be in 0..{self.dynamics.n_residues - 1}, got {index!r}")
         self.selected = None if index is None else int(index)
         self.pocket_index = None
+        if index is None:
+            self.chain_colors = False
         self._sync_controls()
         self.refresh()
 
@@ -400,6 +413,9 @@ class DynamicsApp:
         self._residue = w.Dropdown(description="residue", options=[])
         self._slider = w.IntSlider(description="index", min=0, max=max(self.dynamics.n_residues - 1, 0))
         self._clear = w.Button(description="RMSF colours")
+        complex_ = len({r.chain for r in self.dynamics.residues}) > 1
+        self._chain_colors = w.Button(description="chain colours",
+                                      layout=w.Layout(display=None if complex_ else "none"))
         self._prob = w.FloatSlider(description="probability", min=0.05, max=0.99, step=0.01,
                                    value=self.probability)
         self._scale = w.FloatSlider(description="scale", min=0.2, max=5.0, step=0.1, value=self.scale)
@@ -435,6 +451,7 @@ class DynamicsApp:
         self._residue.observe(guarded(lambda c: self.select(c["new"])), names="value")
         self._slider.observe(guarded(lambda c: self.select(c["new"])), names="value")
         self._clear.on_click(lambda _: self.select(None))
+        self._chain_colors.on_click(lambda _: self.show_chain_colors(True))
         self._prob.observe(guarded(lambda c: self.set_options(probability=c["new"])), names="value")
         self._scale.observe(guarded(lambda c: self.set_options(scale=c["new"])), names="value")
         self._opacity.observe(guarded(lambda c: self.set_options(opacity=c["new"])), names="value")
@@ -467,7 +484,7 @@ class DynamicsApp:
         row = w.HBox
         self.ui = w.VBox([
             row([self._view_box, self._heat_img]),
-            row([self._residue, self._slider, self._clear]),
+            row([self._residue, self._slider, self._clear, self._chain_colors]),
             row([self._prob, self._scale, self._opacity, self._cmap]),
             row([self._model, self._chain]),
             self._pockets,

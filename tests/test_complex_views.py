@@ -196,3 +196,28 @@ def test_complex_page_in_chromium(dimer, tmp_path):
         (share(before, key_a.color), share(after, key_a.color))
     # chain B's blue is near viridis' blues, so only: it covers more of the view than before
     assert share(after, key_b.color) > share(before, key_b.color) + 0.002
+
+
+def test_widget_chain_colour_button_for_complexes_only():
+    """The widget's "chain colours" button: shown for a complex, colours by chain, and
+    "RMSF colours" switches back; hidden for one chain."""
+    pytest.importorskip("ipywidgets")
+    if not HVR.exists():
+        pytest.skip("1hvr.pdb not installed (it comes with the test dependency MDAnalysisTests)")
+    app = dv.view(HVR, chain="all", n_samples=0)
+    assert app._chain_colors.layout.display is None
+    app._chain_colors.click()
+    assert app.color_mode == "chain"
+    chain_of = np.array([r.chain for r in app.dynamics.residues])
+    rgba = np.asarray(app.scene.residue_rgba)
+    # one colour per chain, different between the two chains
+    for c in ("A", "B"):
+        assert len({tuple(x) for x in rgba[chain_of == c].round(4)}) == 1
+    assert not np.allclose(rgba[chain_of == "A"][0], rgba[chain_of == "B"][0])
+    app._clear.click()
+    assert app.color_mode == "rmsf"
+    assert len({tuple(x) for x in np.asarray(app.scene.residue_rgba).round(4)}) > 2
+    one = dv.view(UBQ, n_samples=0)
+    assert one._chain_colors.layout.display == "none"
+    one.show_chain_colors(True)
+    assert one.color_mode == "rmsf"  # one chain: nothing to tell apart
