@@ -831,21 +831,12 @@ table { border-collapse: collapse; } td, th { padding: 1px 6px; text-align: righ
 def compare_html(cmp: DynamicsComparison, dynamics_a: Dynamics, dynamics_b: Dynamics, structure_a=None,
                  structure_b=None, *, title: str | None = None, **options) -> str:
     """The offline comparison page as a string (``options`` as :func:`compare_page_data`)."""
-    from . import __version__
-    from .render.threedmol import helper_js, threedmol_js
+    from .html import fill_page
 
     data = compare_page_data(cmp, dynamics_a, dynamics_b, structure_a, structure_b, **options)
     title = title or f"{cmp.name_a} vs {cmp.name_b} · differential dynamics ({cmp.model_a} / {cmp.model_b})"
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
-    out = _PAGE
-    for key, value in (("__TITLE__", _html.escape(title)), ("__H_TITLE__", _html.escape(title)),
-                       ("__NAME_A__", _html.escape(cmp.name_a)), ("__NAME_B__", _html.escape(cmp.name_b)),
-                       ("__PROB__", f"{data['probability']:g}"), ("__VERSION__", __version__),
-                       ("__HELPER__", helper_js())):
-        out = out.replace(key, value)
-    head, _, tail = out.partition("__THREEDMOL__")
-    tail_a, _, tail_b = tail.partition("__DATA__")
-    return head + threedmol_js().replace("</script", "<\\/script") + tail_a + payload + tail_b
+    return fill_page(_PAGE, data, {"__TITLE__": title, "__H_TITLE__": title, "__NAME_A__": cmp.name_a,
+                                   "__NAME_B__": cmp.name_b}, allow_nan=False)
 
 
 def write_compare_html(cmp: DynamicsComparison, dynamics_a: Dynamics, dynamics_b: Dynamics, path,

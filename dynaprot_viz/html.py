@@ -404,18 +404,25 @@ def standalone_html(dynamics: Dynamics, source=None, *, title: str | None = None
     ``title`` replaces the default title (:func:`page_title`: input file, PDB id, chain,
     model); ``input_name`` names the input when ``source`` is not a path (e.g. a
     ``.dynamics.npz``)."""
-    from . import __version__
-
     data = page_data(dynamics, source, **options)
     auto_title, subtitle = page_title(dynamics, source, input_name)
     title = title or auto_title
+    return fill_page(_PAGE, data, {"__TITLE__": title, "__H_TITLE__": title, "__SUBTITLE__": subtitle,
+                                   "__RMSF_LABEL__": dynamics.rmsf_label})
+
+
+def fill_page(template: str, data: dict, texts: dict, *, allow_nan: bool = True) -> str:
+    """A standalone page from its template: ``texts`` ({placeholder: plain text}, HTML-escaped)
+    and ``__PROB__`` / ``__VERSION__`` / ``__HELPER__`` first, then the embedded 3Dmol.js at
+    ``__THREEDMOL__`` and ``data`` as JSON at ``__DATA__`` (shared by the single and the
+    comparison page)."""
+    from . import __version__
+
     # JSON inside <script>: escape "</" so no string can close the tag
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    out = _PAGE
-    for key, value in (("__TITLE__", _html.escape(title)), ("__H_TITLE__", _html.escape(title)),
-                       ("__SUBTITLE__", _html.escape(subtitle)), ("__PROB__", f"{data['probability']:g}"),
-                       ("__VERSION__", __version__), ("__HELPER__", helper_js()),
-                       ("__RMSF_LABEL__", _html.escape(dynamics.rmsf_label))):
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=allow_nan).replace("</", "<\\/")
+    out = template
+    fixed = {"__PROB__": f"{data['probability']:g}", "__VERSION__": __version__, "__HELPER__": helper_js()}
+    for key, value in [(k, _html.escape(v)) for k, v in texts.items()] + list(fixed.items()):
         out = out.replace(key, value)
     # the big pieces last, so that no placeholder text inside them is replaced
     head, _, tail = out.partition("__THREEDMOL__")
