@@ -83,6 +83,26 @@ def _summary(per_protein: dict, models) -> dict:
     }
 
 
+def _score(models, cases, set_name: str) -> dict:
+    """RMSF r of every model on ``cases`` ((key, chain, kept residues, true RMSF (n,) Å)),
+    summarised by :func:`_summary`; a model that fails on one protein gets NaN there."""
+    from dynaprot_viz.core.metrics import rmsf_pearson
+    from dynaprot_viz.core.predictors import get_predictor
+
+    per: dict = {}
+    for key, chain, keep, true_rmsf in cases:
+        per[key] = {}
+        for m in models:
+            try:
+                per[key][m] = float(rmsf_pearson(get_predictor(m)(chain).rmsf[keep], true_rmsf))
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as exc:  # one protein must not stop the selection
+                warnings.warn(f"{m} on {set_name} {key} failed: {exc}", stacklevel=3)
+                per[key][m] = math.nan
+    return _summary(per, models)
+
+
 def mdcath7_set(models, folder=None) -> dict | None:
     """RMSF r on the seven held-out mdCATH domains, or None without the data."""
     from .evaluate import default_mdcath_rmsf_dir, evaluate_mdcath_rmsf
@@ -108,23 +128,14 @@ def mdcath_split_set(models, folder=None, split_dir=None) -> dict | None:
         folder = shared / "mdcath_train" if shared is not None else None
     if folder is None or not (Path(folder) / "rmsf_320K.csv").exists():
         return None
-    from dynaprot_viz.core.metrics import rmsf_pearson
-    from dynaprot_viz.core.predictors import get_predictor
-
     labels = mdcath_train_labels(folder)
-    per: dict = {}
-    for domain in read_split(split_dir or SPLIT_DIR)["heldout"]:
-        chain, keep, true_rmsf = mdcath_train_case(folder, domain, labels)
-        per[domain] = {}
-        for m in models:
-            try:
-                per[domain][m] = float(rmsf_pearson(get_predictor(m)(chain).rmsf[keep], true_rmsf))
-            except (KeyboardInterrupt, MemoryError):
-                raise
-            except Exception as exc:  # one protein must not stop the selection
-                warnings.warn(f"{m} on mdCATH split {domain} failed: {exc}", stacklevel=2)
-                per[domain][m] = math.nan
-    return _summary(per, models)
+
+    def cases():
+        for domain in read_split(split_dir or SPLIT_DIR)["heldout"]:
+            chain, keep, true_rmsf = mdcath_train_case(folder, domain, labels)
+            yield domain, chain, keep, true_rmsf
+
+    return _score(models, cases(), "mdCATH split")
 
 
 def campaign_set(models, store=None, config=None) -> dict | None:
@@ -158,21 +169,9 @@ def dance_test_set(models, folder=None) -> dict | None:
         folder = shared / "dance" if shared is not None else None
     if folder is None or not Path(folder).is_dir():
         return None
-    from dynaprot_viz.core.metrics import rmsf_pearson
-    from dynaprot_viz.core.predictors import get_predictor
-
-    per: dict = {}
-    for key, chain, true_rmsf in dance_rmsf_cases(folder, split="test"):
-        per[key] = {}
-        for m in models:
-            try:
-                per[key][m] = float(rmsf_pearson(get_predictor(m)(chain).rmsf, true_rmsf))
-            except (KeyboardInterrupt, MemoryError):
-                raise
-            except Exception as exc:  # one protein must not stop the selection
-                warnings.warn(f"{m} on DANCE {key} failed: {exc}", stacklevel=2)
-                per[key][m] = math.nan
-    return _summary(per, models)
+    cases = ((key, chain, slice(None), true_rmsf)
+             for key, chain, true_rmsf in dance_rmsf_cases(folder, split="test"))
+    return _score(models, cases, "DANCE")
 
 
 def held_out_sets(models=None, *, campaign_store=None) -> dict:
