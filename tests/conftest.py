@@ -30,3 +30,18 @@ def ubq_anm(ubq_chain):
     from dynaprot_viz.core.anm import predict_anm
 
     return predict_anm(ubq_chain, scale="relative")  # kT/gamma, as ProDy gives
+
+
+@pytest.fixture
+def pymol_cmd():
+    """A fresh headless PyMOL (pymol2) with the dynaprot commands registered; its ``cmd``."""
+    pymol2 = pytest.importorskip("pymol2")
+    from dynaprot_viz.plugin import pymol as plugin
+
+    p = pymol2.PyMOL()
+    p.start()
+    try:
+        plugin.register(p.cmd)
+        yield p.cmd
+    finally:
+        p.stop()

@@ -292,30 +292,23 @@ def test_figure_has_four_panels(adk):
 
 
 # ----------------------------------------------------------------------------- plugins
-def test_pymol_dynaprot_compare():
-    pymol2 = pytest.importorskip("pymol2")
+def test_pymol_dynaprot_compare(pymol_cmd):
     from dynaprot_viz.plugin import pymol as plugin
 
-    p = pymol2.PyMOL()
-    p.start()
-    try:
-        cmd = p.cmd
-        plugin.register(cmd)
-        assert "dynaprot_compare" in cmd.keyword
-        cmd.load(str(AKE_CLOSED), "closed")
-        cmd.load(str(AKE_OPEN), "opened")
-        c = plugin.dynaprot_compare("closed", "opened", "anm", quiet=1, _self=cmd)
-        assert "closed_opened_displacement" in cmd.get_names("objects")
-        colours = {}
-        cmd.iterate("closed and name CA", "colours[int(resi)] = color", space={"colours": colours})
-        p_up = int(np.argmax(c.delta_rmsf))
-        rgb = cmd.get_color_tuple(colours[c.aligned_a[p_up].number])
-        assert rgb[0] > rgb[2]  # the most increased residue is red
-        with pytest.raises(Exception, match="dynaprot_compare: .*"):
-            cmd.load(str(UBQ), "ubq")
-            plugin.dynaprot_compare("closed", "ubq", "anm", quiet=1, _self=cmd)
-    finally:
-        p.stop()
+    cmd = pymol_cmd
+    assert "dynaprot_compare" in cmd.keyword
+    cmd.load(str(AKE_CLOSED), "closed")
+    cmd.load(str(AKE_OPEN), "opened")
+    c = plugin.dynaprot_compare("closed", "opened", "anm", quiet=1, _self=cmd)
+    assert "closed_opened_displacement" in cmd.get_names("objects")
+    colours = {}
+    cmd.iterate("closed and name CA", "colours[int(resi)] = color", space={"colours": colours})
+    p_up = int(np.argmax(c.delta_rmsf))
+    rgb = cmd.get_color_tuple(colours[c.aligned_a[p_up].number])
+    assert rgb[0] > rgb[2]  # the most increased residue is red
+    with pytest.raises(Exception, match="dynaprot_compare: .*"):
+        cmd.load(str(UBQ), "ubq")
+        plugin.dynaprot_compare("closed", "ubq", "anm", quiet=1, _self=cmd)
 
 
 def test_chimerax_compare_commands():

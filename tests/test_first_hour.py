@@ -102,68 +102,54 @@ def test_blank_chain_figure_structure_panel_is_coloured(blank_anm, tmp_path):
 
 
 @needs_atlas
-def test_blank_chain_pymol_plugin(tmp_path):
-    pymol2 = pytest.importorskip("pymol2")
+def test_blank_chain_pymol_plugin(tmp_path, pymol_cmd):
     from dynaprot_viz.plugin import pymol as plugin
 
-    p = pymol2.PyMOL()
-    p.start()
-    try:
-        cmd = p.cmd
-        plugin.register(cmd)
-        cmd.load(str(BLANK), "md")
-        cmd.do("dynaprot md, anm, 0.5, 2, quiet=1")
-        assert {"md_dynaprot", "md_ensemble"} <= set(cmd.get_names("objects"))
-        b = {}
-        cmd.iterate("md_dynaprot and name CA", "found[int(resi)] = b", space={"found": b})
-        expected = dv.predict(BLANK, model="anm")
-        np.testing.assert_allclose([b[r.number] for r in expected.residues], expected.rmsf, atol=0.006)
-        pockets = [n for n in cmd.get_names("selections") if n.startswith("md_pocket")]
-        assert pockets and all(cmd.count_atoms(n) > 0 for n in pockets)  # `chain ''` selections match
-        corr = plugin.dynaprot_coupling("md_dynaprot and resi 10", quiet=1, _self=cmd)
-        np.testing.assert_allclose(corr, expected.correlation[9])
-    finally:
-        p.stop()
+    cmd = pymol_cmd
+    cmd.load(str(BLANK), "md")
+    cmd.do("dynaprot md, anm, 0.5, 2, quiet=1")
+    assert {"md_dynaprot", "md_ensemble"} <= set(cmd.get_names("objects"))
+    b = {}
+    cmd.iterate("md_dynaprot and name CA", "found[int(resi)] = b", space={"found": b})
+    expected = dv.predict(BLANK, model="anm")
+    np.testing.assert_allclose([b[r.number] for r in expected.residues], expected.rmsf, atol=0.006)
+    pockets = [n for n in cmd.get_names("selections") if n.startswith("md_pocket")]
+    assert pockets and all(cmd.count_atoms(n) > 0 for n in pockets)  # `chain ''` selections match
+    corr = plugin.dynaprot_coupling("md_dynaprot and resi 10", quiet=1, _self=cmd)
+    np.testing.assert_allclose(corr, expected.correlation[9])
 
 
 # ----------------------------------------------------------------------------- 8. PyMOL: two chains
-def test_pymol_plugin_keeps_results_of_both_chains():
+def test_pymol_plugin_keeps_results_of_both_chains(pymol_cmd):
     """1ake.cif (two chains): running on chain A then B keeps both sets of objects."""
-    pymol2 = pytest.importorskip("pymol2")
     from dynaprot_viz.plugin import pymol as plugin
 
     src = DATA / "1ake.cif"
-    p = pymol2.PyMOL()
-    p.start()
-    try:
-        cmd = p.cmd
-        plugin.register(cmd)
-        cmd.load(str(src), "adk")
-        cmd.do("dynaprot adk and chain A, anm, 0.5, 2, quiet=1")
-        cmd.do("dynaprot adk and chain B, anm, 0.5, 2, quiet=1")
-        objects = set(cmd.get_names("objects"))
-        assert {"adk_A_dynaprot", "adk_A_ensemble", "adk_B_dynaprot", "adk_B_ensemble"} <= objects
-        assert "adk_dynaprot" not in objects
-        for c in "AB":
-            assert cmd.get_chains(f"adk_{c}_dynaprot") == [c]
-            assert cmd.count_states(f"adk_{c}_ensemble") == 2
-            expected = dv.predict(src, model="anm", chain=c)
-            found = {}
-            cmd.iterate(f"adk_{c}_dynaprot and name CA", "found[int(resi)] = b", space={"found": found})
-            np.testing.assert_allclose([found[r.number] for r in expected.residues], expected.rmsf, atol=0.006)
-        sels = set(cmd.get_names("selections"))
-        assert any(s.startswith("adk_A_pocket") for s in sels) and any(s.startswith("adk_B_pocket") for s in sels)
-        # coupling on the original object finds the result of the chain clicked
-        corr = plugin.dynaprot_coupling("adk and chain B and resi 50", quiet=1, _self=cmd)
-        expected_b = dv.predict(src, model="anm", chain="B")
-        i = [r.number for r in expected_b.residues].index(50)
-        np.testing.assert_allclose(corr, expected_b.correlation[i])
-        # a single-chain object keeps the short names
-        cmd.load(str(DATA / "1ubi.pdb"), "ubq")
-        cmd.do("dynaprot ubq, anm, 0.5, 0, quiet=1")
-        assert "ubq_dynaprot" in cmd.get_names("objects")
-    finally:
-        p.stop()
+    cmd = pymol_cmd
+    cmd.load(str(src), "adk")
+    cmd.do("dynaprot adk and chain A, anm, 0.5, 2, quiet=1")
+    cmd.do("dynaprot adk and chain B, anm, 0.5, 2, quiet=1")
+    objects = set(cmd.get_names("objects"))
+    assert {"adk_A_dynaprot", "adk_A_ensemble", "adk_B_dynaprot", "adk_B_ensemble"} <= objects
+    assert "adk_dynaprot" not in objects
+    for c in "AB":
+        assert cmd.get_chains(f"adk_{c}_dynaprot") == [c]
+        assert cmd.count_states(f"adk_{c}_ensemble") == 2
+        expected = dv.predict(src, model="anm", chain=c)
+        found = {}
+        cmd.iterate(f"adk_{c}_dynaprot and name CA", "found[int(resi)] = b", space={"found": found})
+        np.testing.assert_allclose([found[r.number] for r in expected.residues], expected.rmsf, atol=0.006)
+    sels = set(cmd.get_names("selections"))
+    assert any(s.startswith("adk_A_pocket") for s in sels) and any(s.startswith("adk_B_pocket") for s in sels)
+    # coupling on the original object finds the result of the chain clicked
+    corr = plugin.dynaprot_coupling("adk and chain B and resi 50", quiet=1, _self=cmd)
+    expected_b = dv.predict(src, model="anm", chain="B")
+    i = [r.number for r in expected_b.residues].index(50)
+    np.testing.assert_allclose(corr, expected_b.correlation[i])
+    # a single-chain object keeps the short names
+    cmd.load(str(DATA / "1ubi.pdb"), "ubq")
+    cmd.do("dynaprot ubq, anm, 0.5, 0, quiet=1")
+    assert "ubq_dynaprot" in cmd.get_names("objects")
 
 
 # ----------------------------------------------------------------------------- 2. B-factor overflow
