@@ -28,7 +28,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.linalg
-from scipy.optimize import linear_sum_assignment
 
 from .errors import InputError
 from .superpose import superpose
@@ -448,6 +447,9 @@ def _pca_w2(fit: np.ndarray, a: np.ndarray, b: np.ndarray, n_components: int) ->
     pa = (a.reshape(len(a), 3 * n) - mean) @ comps.T
     pb = (b.reshape(len(b), 3 * n) - mean) @ comps.T
     cost2 = ((pa[:, None, :] - pb[None, :, :]) ** 2).sum(axis=-1) / n  # (K, K) Å²
+    # imported here: scipy.optimize costs ~80 ms, and `import dynaprot_viz` reaches this module
+    from scipy.optimize import linear_sum_assignment
+
     rows, cols = linear_sum_assignment(cost2)
     return float(math.sqrt(cost2[rows, cols].mean()))
 
