@@ -18,6 +18,7 @@ from .errors import InputError, ShapeError
 from .structure import Residue
 
 __all__ = [
+    "stack_dynamics",
     "read_npz",
     "RELATIVE_SUFFIX",
     "Dynamics",
@@ -413,3 +414,37 @@ class Dynamics:
         if self.isotropic:
             lines.append("note: isotropic model (no per-residue anisotropy)")
         return "\n".join(lines)
+
+
+def stack_dynamics(parts, model_name: str | None = None) -> Dynamics:
+    """Several chains' Dynamics side by side, without coupling between chains.
+
+    Parameters
+    ----------
+    parts : sequence of Dynamics
+        Usually the chains of one file, each predicted alone.
+
+    Returns
+    -------
+    Dynamics
+        mean (sum N, 3) Å, marginals (sum N, 3, 3) Å², block-diagonal coupling
+        (sum N, sum N) Å² (inter-chain coupling 0: not predicted).
+    """
+    parts = list(parts)
+    if not parts:
+        raise InputError("stack_dynamics needs at least one Dynamics")
+    n = sum(p.n_residues for p in parts)
+    coupling = np.zeros((n, n))
+    k = 0
+    for p in parts:
+        coupling[k:k + p.n_residues, k:k + p.n_residues] = p.coupling
+        k += p.n_residues
+    names = sorted({p.model_name for p in parts})
+    return Dynamics(
+        mean=np.concatenate([p.mean for p in parts]),
+        marginals=np.concatenate([p.marginals for p in parts]),
+        coupling=coupling,
+        residues=sum((tuple(p.residues) for p in parts), ()),
+        model_name=model_name or "+".join(names),
+        isotropic=all(p.isotropic for p in parts),
+    )

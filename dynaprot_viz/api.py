@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .core.errors import InputError
-from .core.gaussian import Dynamics
+from .core.gaussian import Dynamics, stack_dynamics
 from .core.predictors import get_predictor, resolve_model
 from .core.structure import ProteinChain, load_chain, load_chains, parse_chain_selection
 
@@ -47,22 +47,13 @@ def _stack_chains(protein: ProteinChain, predictor, model: str, **options) -> Dy
     chain, coupling (N, N) Å² block-diagonal (0 between chains), with one warning."""
     import warnings
 
-    import numpy as np
-
     parts = [predictor(protein.subset(sl), **options) for _, sl in protein.chain_slices()]
-    n = len(protein)
-    coupling = np.zeros((n, n))
-    for (_, sl), d in zip(protein.chain_slices(), parts):
-        coupling[sl, sl] = d.coupling
     warnings.warn(f"{protein.source}: {model} runs on one chain at a time; the chains "
                   f"{','.join(protein.chain_ids)} were predicted separately and their inter-chain "
                   "coupling is absent (0); --model anm couples the whole complex", UserWarning, stacklevel=3)
     names = {d.model_name for d in parts}
     # the output's own record of it (saved in the .npz, shown in every legend and title)
-    name = f"{names.pop() if len(names) == 1 else model}{PER_CHAIN_SUFFIX}"
-    return Dynamics(mean=protein.ca, marginals=np.concatenate([d.marginals for d in parts]),
-                    coupling=coupling, residues=protein.residues, model_name=name,
-                    isotropic=all(d.isotropic for d in parts))
+    return stack_dynamics(parts, f"{names.pop() if len(names) == 1 else model}{PER_CHAIN_SUFFIX}")
 
 
 def predict(source, model: str | None = None, chain=None, **options) -> Dynamics:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .core.errors import InputError
-from .core.gaussian import Dynamics
+from .core.gaussian import Dynamics, stack_dynamics
 from .core.pockets import find_pockets
 from .geometry import DEFAULT_PROBABILITY
 from .render.scene import Scene, build_scene, structure_text
@@ -43,40 +43,6 @@ def _require_ipywidgets():
     except ImportError:
         raise ImportError("the widget needs ipywidgets: pip install 'dynaprot-viz[jupyter]'") from None
     return ipywidgets
-
-
-def stack_dynamics(parts, model_name: str | None = None) -> Dynamics:
-    """Several chains' Dynamics side by side, without coupling between chains.
-
-    Parameters
-    ----------
-    parts : sequence of Dynamics
-        Usually the chains of one file, each predicted alone.
-
-    Returns
-    -------
-    Dynamics
-        mean (sum N, 3) Å, marginals (sum N, 3, 3) Å², block-diagonal coupling
-        (sum N, sum N) Å² (inter-chain coupling 0: not predicted).
-    """
-    parts = list(parts)
-    if not parts:
-        raise InputError("stack_dynamics needs at least one Dynamics")
-    n = sum(p.n_residues for p in parts)
-    coupling = np.zeros((n, n))
-    k = 0
-    for p in parts:
-        coupling[k:k + p.n_residues, k:k + p.n_residues] = p.coupling
-        k += p.n_residues
-    names = sorted({p.model_name for p in parts})
-    return Dynamics(
-        mean=np.concatenate([p.mean for p in parts]),
-        marginals=np.concatenate([p.marginals for p in parts]),
-        coupling=coupling,
-        residues=sum((tuple(p.residues) for p in parts), ()),
-        model_name=model_name or "+".join(names),
-        isotropic=all(p.isotropic for p in parts),
-    )
 
 
 def binned(matrix: np.ndarray, max_size: int) -> np.ndarray:
