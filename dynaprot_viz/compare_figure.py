@@ -72,7 +72,7 @@ def delta_rmsf_structure(cmp: DynamicsComparison, dynamics_a: Dynamics, source_a
                     atom.b_iso = round(value, 2)
                     atom.aniso = gemmi.SMat33f(0, 0, 0, 0, 0, 0)
     st.raw_remarks = [
-        f"REMARK 250 DYNAPROT-VIZ COMPARE: B COLUMN = DELTA RMSF (A) = RMSF(B) - RMSF(A)",
+        "REMARK 250 DYNAPROT-VIZ COMPARE: B COLUMN = DELTA RMSF (A) = RMSF(B) - RMSF(A)",
         f"REMARK 250  A = {cmp.name_a[:50]} ({cmp.model_a})",
         f"REMARK 250  B = {cmp.name_b[:50]} ({cmp.model_b})",
         f"REMARK 250  {cmp.n_aligned} ALIGNED RESIDUES, IDENTITY {100 * cmp.identity:.1f}%; UNALIGNED: B = 0",
@@ -146,7 +146,7 @@ def make_compare_figure(cmp: DynamicsComparison, dynamics_a: Dynamics | None = N
             ax_s.spines[side].set_visible(False)
         fig.colorbar(sc, ax=ax_s, fraction=0.046, pad=0.02, label=f"ΔRMSF, B − A ({unit})",
                      extend="both" if lg.note.startswith("colours span") else "neither")
-        what = (f"A (dark), B superposed (grey), arrows A → B"
+        what = ("A (dark), B superposed (grey), arrows A → B"
                 if cmp.two_conformations else f"RMSD {cmp.rmsd:.2f} Å: one conformation")
         ax_s.set_title(what, fontsize=font_size - 1)
         # b. RMSF profiles

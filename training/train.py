@@ -448,11 +448,6 @@ def _read_keys_file(path) -> set:
     return keys
 
 
-def train_ds_val(cfg: TrainConfig, keys) -> LabelDataset:
-    """Validation dataset (same crop size; chains are centre-cropped)."""
-    return LabelDataset(cfg.store, keys, cfg.crop_size)
-
-
 def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
     """Write a checkpoint's model weights as safetensors (float32) + a config json beside it.
 

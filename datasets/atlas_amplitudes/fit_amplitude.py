@@ -37,7 +37,7 @@ from tqdm import tqdm
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from build_table import BACKBONES, TABLE, align_identity, load_backbones  # noqa: E402
+from build_table import BACKBONES, TABLE, load_backbones  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 MDCATH = SHARED / "mdcath_rmsf"

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from ._args import add_anm_scale_argument, add_weights_argument, model_help, nonneg_int, predictor_options
-from ..core.errors import InputError
 from ..core.predictors import resolve_model
 
 HELP = "predict residue dynamics of one chain or a complex and write annotated files"

@@ -13,7 +13,6 @@ Register with::
 from __future__ import annotations
 
 import json
-import warnings
 import threading
 from importlib import resources
 from pathlib import Path
