@@ -86,11 +86,14 @@ def _summary(per_protein: dict, models) -> dict:
 def _score(models, cases, set_name: str) -> dict:
     """RMSF r of every model on ``cases`` ((key, chain, kept residues, true RMSF (n,) Å)),
     summarised by :func:`_summary`; a model that fails on one protein gets NaN there."""
+    from tqdm.auto import tqdm
+
     from dynaprot_viz.core.metrics import rmsf_pearson
     from dynaprot_viz.core.predictors import get_predictor
 
     per: dict = {}
-    for key, chain, keep, true_rmsf in cases:
+    for key, chain, keep, true_rmsf in tqdm(cases, desc=f"held-out {set_name}", unit="protein",
+                                            dynamic_ncols=True):
         per[key] = {}
         for m in models:
             try:
