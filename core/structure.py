@@ -36,6 +36,8 @@ from .errors import InputError, ShapeError
 __all__ = [
     "Residue",
     "ProteinChain",
+    "BACKBONE_NPZ_ARRAYS",
+    "backbone_npz_chain",
     "load_structure",
     "load_chain",
     "load_chains",
@@ -620,3 +622,49 @@ def load_chains(source, chains=None) -> ProteinChain:
         backbone=np.concatenate([p.backbone for p in parts]),
         bfactors=np.concatenate([p.bfactors for p in parts]),
     )
+
+
+# --------------------------------------------------------------------------- backbone npz
+
+#: arrays of the backbone npz of ``datasets/pdb_backbones/extract.py`` that a chain needs
+BACKBONE_NPZ_ARRAYS = ("ids", "chain", "start_resnum", "length", "offset", "origin", "coords", "sequence",
+                       "coord_unit_A")
+
+_ONE_TO_THREE = {
+    "A": "ALA", "R": "ARG", "N": "ASN", "D": "ASP", "C": "CYS", "Q": "GLN", "E": "GLU",
+    "G": "GLY", "H": "HIS", "I": "ILE", "L": "LEU", "K": "LYS", "M": "MET", "F": "PHE",
+    "P": "PRO", "S": "SER", "T": "THR", "W": "TRP", "Y": "TYR", "V": "VAL",
+}
+
+
+def backbone_npz_chain(arrays, index: int, source: str | None = None) -> ProteinChain:
+    """Chain ``index`` of a backbone npz (``datasets/pdb_backbones/extract.py``'s layout).
+
+    Parameters
+    ----------
+    arrays : mapping of str to ndarray
+        At least :data:`BACKBONE_NPZ_ARRAYS` (an open ``numpy.load`` or a dict of them).
+    index : int
+        Chain number, 0 <= index < len(arrays["ids"]).
+    source : str, optional
+        What :attr:`ProteinChain.source` says (default: the chain's id, ``"1ABC_A"``).
+
+    Returns
+    -------
+    ProteinChain
+        N, CA, C at ``origin + coord_unit_A * coords`` (Å); residue numbers
+        ``start_resnum + k``; B-factors 0.
+    """
+    k = int(index)
+    lo, hi = int(arrays["offset"][k]), int(arrays["offset"][k + 1])
+    name = str(arrays["ids"][k])
+    if hi - lo != int(arrays["length"][k]):
+        raise InputError(f"{name}: offsets give {hi - lo} residues but length says {int(arrays['length'][k])}")
+    unit = float(arrays["coord_unit_A"])
+    xyz = arrays["origin"][k].astype(np.float64) + unit * arrays["coords"][lo:hi, :3].astype(np.float64)
+    seq = bytes(arrays["sequence"][lo:hi]).decode("ascii", "replace").upper()
+    chain = str(arrays["chain"][k])
+    start = int(arrays["start_resnum"][k])
+    residues = tuple(Residue(chain, start + i, "", _ONE_TO_THREE.get(s, "UNK")) for i, s in enumerate(seq))
+    return ProteinChain(source=source or name, residues=residues, sequence=seq, backbone=xyz,
+                        bfactors=np.zeros(len(residues)))

@@ -58,7 +58,7 @@ class LabelDataset:
 
     def __init__(self, store_path, keys, crop_size: int = 256, cache_size: int = 512, kind="md",
                  anm: bool = False, source_aware: bool = False):
-        from .store import LabelStore, _kind_set
+        from .store import RMSF_ONLY_KINDS, LabelStore, _kind_set
 
         self.store_path = Path(store_path)
         if not self.store_path.exists():
@@ -73,8 +73,9 @@ class LabelDataset:
             raise InputError(f"{self.store_path}: chains not in the label store: {', '.join(missing[:5])}")
         self.kinds = _kind_set(kind) if kind is not None else {"md", "experimental-ensemble"}
         self.anm, self.source_aware = bool(anm), bool(source_aware)
-        if "md-rmsf" in self.kinds and not self.source_aware:
-            raise InputError("LabelDataset needs marginals and coupling; kind 'md-rmsf' holds RMSF only")
+        rmsf_only = sorted(self.kinds & set(RMSF_ONLY_KINDS))
+        if rmsf_only and not self.source_aware:
+            raise InputError(f"LabelDataset needs marginals and coupling; kind {rmsf_only[0]!r} holds RMSF only")
         kinds = self._store.kinds()
         other = [k for k in keys if kinds[k] not in self.kinds]
         if other:

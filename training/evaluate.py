@@ -43,7 +43,7 @@ from dynaprot_viz.core import metrics as M
 from dynaprot_viz.core.errors import InputError
 from dynaprot_viz.core.predictors import get_predictor
 
-from .store import LabelStore, check_kind
+from .store import RMSF_ONLY_KINDS, LabelStore, check_kind
 
 __all__ = [
     "EvaluationResult",
@@ -322,7 +322,7 @@ def _pd_residues(marginals: np.ndarray) -> np.ndarray:
 
 def _protein_metrics(pred, labels, max_band: int, n_samples: int, seed: int, true_ens) -> dict:
     row = {"rmsf_r": M.rmsf_pearson(pred.rmsf, labels.rmsf)}
-    if labels.kind == "md-rmsf":  # RMSF only: nothing else to compare with
+    if labels.kind in RMSF_ONLY_KINDS:  # RMSF only: nothing else to compare with
         row.update({"rmwd_var": math.nan, "sym_kl_var": math.nan, "coupling_r_peak": math.nan,
                     "coupling_peak_k": "", "_bands": np.full(max_band, math.nan)})
         row.update({f"coupling_r_k{k}": math.nan for k in BANDS_REPORTED})
@@ -428,8 +428,8 @@ def evaluate(store_path, models=("anm",), *, keys=None, max_band: int = 50, n_sa
                              f"(kinds present: {', '.join(sorted(set(kinds.values()))) or 'none'})")
         if kind != "md" and n_samples:
             res.notes.append(f"kind {kind!r}: no ensemble metrics (the store keeps no frames for it).")
-        if kind == "md-rmsf":
-            res.notes.append("kind 'md-rmsf': RMSF r only (the labels hold no marginals or coupling).")
+        if kind in RMSF_ONLY_KINDS:
+            res.notes.append(f"kind {kind!r}: RMSF r only (the labels hold no marginals or coupling).")
         if kind == "experimental-ensemble":
             res.notes.append("kind 'experimental-ensemble': sym-KL over the residues whose conformer "
                              "covariance is positive definite (a residue seen in 3 conformers is rank 2).")

@@ -74,49 +74,79 @@ def _median(values) -> float:
     return float(np.median(v)) if v.size else math.nan
 
 
-def _summary(per_protein: dict, models) -> dict:
-    """``{"n": proteins, "models": {m: median r}, "per_protein": {key: {m: r}}}``."""
-    return {
+def _summary(per_protein: dict, models, per_protein_err: dict | None = None) -> dict:
+    """``{"n": proteins, "models": {m: median r}, "per_protein": {key: {m: r}}}``, plus, when
+    ``per_protein_err`` is given, ``"mean_rmsf_abs_err_A": {m: median over proteins of
+    |mean predicted RMSF - mean true RMSF|}`` and ``"per_protein_err_A"`` (Å)."""
+    out = {
         "n": len(per_protein),
         "models": {m: _median([row.get(m) for row in per_protein.values()]) for m in models},
         "per_protein": per_protein,
     }
+    if per_protein_err is not None:
+        out["mean_rmsf_abs_err_A"] = {m: _median([row.get(m) for row in per_protein_err.values()])
+                                      for m in models}
+        out["per_protein_err_A"] = per_protein_err
+    return out
 
 
-def _score(models, cases, set_name: str) -> dict:
-    """RMSF r of every model on ``cases`` ((key, chain, kept residues, true RMSF (n,) Å)),
-    summarised by :func:`_summary`; a model that fails on one protein gets NaN there."""
+def _score(models, cases, set_name: str, amplitude: bool = True) -> dict:
+    """RMSF r (and, with ``amplitude``, the error of the mean RMSF in Å) of every model on
+    ``cases`` ((key, chain, kept residues, true RMSF (n,) Å)), summarised by
+    :func:`_summary`; a model that fails on one protein gets NaN there."""
     from tqdm.auto import tqdm
 
     from dynaprot_viz.core.metrics import rmsf_pearson
     from dynaprot_viz.core.predictors import get_predictor
 
     per: dict = {}
+    err: dict = {}
     for key, chain, keep, true_rmsf in tqdm(cases, desc=f"held-out {set_name}", unit="protein",
                                             dynamic_ncols=True):
-        per[key] = {}
+        per[key], err[key] = {}, {}
         for m in models:
             try:
-                per[key][m] = float(rmsf_pearson(get_predictor(m)(chain).rmsf[keep], true_rmsf))
+                pred = get_predictor(m)(chain).rmsf[keep]
+                per[key][m] = float(rmsf_pearson(pred, true_rmsf))
+                err[key][m] = float(abs(np.mean(pred) - np.mean(true_rmsf)))
             except (KeyboardInterrupt, MemoryError):
                 raise
             except Exception as exc:  # one protein must not stop the selection
                 warnings.warn(f"{m} on {set_name} {key} failed: {exc}", stacklevel=3)
-                per[key][m] = math.nan
-    return _summary(per, models)
+                per[key][m] = err[key][m] = math.nan
+    return _summary(per, models, err if amplitude else None)
+
+
+def mdcath7_cases(folder, temperature: int = 320):
+    """``(domain, chain, slice(None), true RMSF (N,) Å)`` of the seven held-out mdCATH
+    domains (replica average at ``temperature``; the tables' nm converted to Å)."""
+    from .evaluate import _mdcath_chain, _read_rmsf_csv
+    from .rmsf_labels import NM_TO_ANGSTROM
+
+    folder = Path(folder)
+    avg = _read_rmsf_csv(folder / "rmsf" / f"replica_average_{int(temperature)}K.csv", f"rmsf_{int(temperature)}")
+    for domain in sorted(avg):
+        pdb = folder / "pdbs" / f"{domain}.pdb"
+        if not pdb.exists():
+            warnings.warn(f"{pdb}: missing, domain {domain} skipped", stacklevel=2)
+            continue
+        chain = _mdcath_chain(pdb)
+        resids = [r.number for r in chain.residues]
+        if any(r not in avg[domain] for r in resids):
+            warnings.warn(f"{domain}: residues of {pdb.name} do not match the RMSF table, skipped", stacklevel=2)
+            continue
+        yield domain, chain, slice(None), NM_TO_ANGSTROM * np.array([avg[domain][r] for r in resids])
 
 
 def mdcath7_set(models, folder=None) -> dict | None:
-    """RMSF r on the seven held-out mdCATH domains, or None without the data."""
-    from .evaluate import default_mdcath_rmsf_dir, evaluate_mdcath_rmsf
+    """RMSF r (and mean-RMSF error, Å) on the seven held-out mdCATH domains, or None
+    without the data."""
+    from .evaluate import default_mdcath_rmsf_dir
 
     folder = folder or default_mdcath_rmsf_dir()
     if folder is None:
         return None
-    per: dict = {}
-    for row in evaluate_mdcath_rmsf(folder, models):
-        per.setdefault(row["domain"], {})[row["model"]] = row["rmsf_r"]
-    return _summary(per, models)
+    return _score(models, mdcath7_cases(folder), "mdCATH-7")
 
 
 def mdcath_split_set(models, folder=None, split_dir=None) -> dict | None:
@@ -174,7 +204,8 @@ def dance_test_set(models, folder=None) -> dict | None:
         return None
     cases = ((key, chain, slice(None), true_rmsf)
              for key, chain, true_rmsf in dance_rmsf_cases(folder, split="test"))
-    return _score(models, cases, "DANCE")
+    # experimental variability has no thermal scale: RMSF r only
+    return _score(models, cases, "DANCE", amplitude=False)
 
 
 def held_out_sets(models=None, *, campaign_store=None) -> dict:

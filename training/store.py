@@ -18,6 +18,11 @@ Every record has a *kind* (:data:`LABEL_KINDS`) that says which labels it holds:
 ``"md-rmsf"``
     Per-residue MD RMSF only (:mod:`~dynaprot_viz.training.rmsf_labels`): no
     marginals, no coupling, no correlation maps.
+``"teacher-rmsf"``
+    Per-residue RMSF *predicted* by a cheap teacher model (ANM-GBM on a real PDB
+    backbone, :mod:`~dynaprot_viz.training.teacher_labels`), for pretraining only:
+    the same arrays as ``"md-rmsf"``, kept apart so that a prediction is never
+    mistaken for a measurement.
 
 File layout (``format = "dynaprot-viz-labels"``, ``format_version = 2``)::
 
@@ -65,19 +70,22 @@ from dynaprot_viz.core.gaussian import as_residues, check_symmetric
 from dynaprot_viz.core.structure import Residue
 
 __all__ = ["ChainLabels", "LabelStore", "STORE_FORMAT", "STORE_FORMAT_VERSION", "LABEL_KINDS",
-           "check_kind"]
+           "RMSF_ONLY_KINDS", "check_kind"]
 
 STORE_FORMAT = "dynaprot-viz-labels"
 STORE_FORMAT_VERSION = 2
 
 #: record kinds, see the module docstring
-LABEL_KINDS = ("md", "experimental-ensemble", "md-rmsf")
+LABEL_KINDS = ("md", "experimental-ensemble", "md-rmsf", "teacher-rmsf")
+#: kinds that hold per-residue RMSF only (no marginals, coupling or correlation maps)
+RMSF_ONLY_KINDS = ("md-rmsf", "teacher-rmsf")
 #: arrays each kind must hold (rmsf for all); the others of _OPTIONAL_ARRAYS must be None
 #: for md-rmsf, may be None for experimental-ensemble (cosine_correlation only)
 _REQUIRED = {
     "md": ("marginals", "coupling", "correlation", "cosine_correlation", "rmsf"),
     "experimental-ensemble": ("marginals", "coupling", "correlation", "rmsf"),
     "md-rmsf": ("rmsf",),
+    "teacher-rmsf": ("rmsf",),
 }
 _OPTIONAL_ARRAYS = ("marginals", "coupling", "correlation", "cosine_correlation")
 
@@ -223,10 +231,10 @@ class ChainLabels:
         for name in _REQUIRED[kind]:
             if getattr(self, name) is None:
                 raise ShapeError(f"labels {self.key}: kind {kind!r} needs {name}, got None")
-        if kind == "md-rmsf":
+        if kind in RMSF_ONLY_KINDS:
             given = [k for k in (*_OPTIONAL_ARRAYS, "frames") if getattr(self, k) is not None]
             if given:
-                raise ShapeError(f"labels {self.key}: kind 'md-rmsf' holds RMSF only; "
+                raise ShapeError(f"labels {self.key}: kind {kind!r} holds RMSF only; "
                                  f"{', '.join(given)} must be None")
         arrays = {}
         if self.marginals is not None:
@@ -319,8 +327,8 @@ class ChainLabels:
         """
         from dynaprot_viz.core.gaussian import Dynamics
 
-        if self.kind == "md-rmsf":
-            raise InputError(f"labels {self.key!r} are of kind 'md-rmsf' (RMSF only): no marginals or "
+        if self.kind in RMSF_ONLY_KINDS:
+            raise InputError(f"labels {self.key!r} are of kind {self.kind!r} (RMSF only): no marginals or "
                              "coupling to make a Dynamics from")
         try:
             return Dynamics(mean=self.ca, marginals=self.marginals, coupling=self.coupling,

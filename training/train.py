@@ -15,11 +15,18 @@
   rerunning the same config resumes from it (at most ``checkpoint_every - 1``
   steps are repeated after a kill);
 - metrics appended to ``out_dir/metrics.csv``; a tqdm bar on stderr;
+- ``max_minutes``: a wall-clock budget for the training steps, summed over every
+  resume (the checkpoint keeps the seconds spent); the run stops and checkpoints
+  when it is spent, so a fixed-budget comparison of variants is one config key;
+- ``init_from``: a checkpoint (e.g. of a pretraining run on ``"teacher-rmsf"``
+  labels) whose model weights start this run when it has no checkpoint of its own;
+  the model config must be the same; optimiser and step start afresh (fine-tuning);
 - label kinds (``kinds``, default ``["md"]``): with more than one kind, or with
-  ``"md-rmsf"`` (RMSF only, e.g. mdCATH), training is *source-aware*: the kind of
+  an RMSF-only kind (``"md-rmsf"``, e.g. mdCATH; ``"teacher-rmsf"``, a teacher's
+  predictions for pretraining), training is *source-aware*: the kind of
   each chain selects its loss, the log-Euclidean loss on marginals and coupling for
   ``"md"`` / ``"experimental-ensemble"``, the MSE of log RMSF (M: sqrt(tr Sigma_i),
-  J: sqrt(3 C_ii)) for ``"md-rmsf"``, each scaled by ``kind_weights[kind]`` (default 1);
+  J: sqrt(3 C_ii)) for the RMSF-only kinds, each scaled by ``kind_weights[kind]`` (default 1);
 - ``keys_file``: only the chains it lists (one key per line, ``#`` comments) take
   part in the split, e.g. ``datasets/mdcath_split/train.txt``;
 - the physics-prior model (``model: {prior: anm}``) gets its ANM inputs from the
@@ -103,6 +110,8 @@ class TrainConfig:
     kinds: list | None = None  # label kinds to train on (None: ["md"]); see the module docstring
     kind_weights: dict = field(default_factory=dict)  # loss weight per label kind (default 1)
     keys_file: str | None = None  # only these chains (one key per line) enter the split
+    init_from: str | None = None  # a checkpoint whose model weights start this run (pretraining -> fine-tuning)
+    max_minutes: float | None = None  # wall-clock budget of the training steps, summed over resumes
 
     @property
     def label_kinds(self) -> list:
@@ -112,7 +121,9 @@ class TrainConfig:
     @property
     def source_aware(self) -> bool:
         """True when the label kind selects the loss (several kinds, or RMSF-only labels)."""
-        return len(set(self.label_kinds)) > 1 or "md-rmsf" in self.label_kinds
+        from .store import RMSF_ONLY_KINDS
+
+        return len(set(self.label_kinds)) > 1 or bool(set(RMSF_ONLY_KINDS) & set(self.label_kinds))
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -128,6 +139,8 @@ class TrainConfig:
             raise InputError("at least one of train_m, train_j must be true")
         check_precision(cfg.precision)
         check_at_least_one(cfg, ("max_steps", "batch_size", "checkpoint_every", "val_every"))
+        if cfg.max_minutes is not None and not (isinstance(cfg.max_minutes, (int, float)) and cfg.max_minutes > 0):
+            raise InputError(f"max_minutes must be a number > 0, got {cfg.max_minutes!r}")
         from .store import LABEL_KINDS
 
         if cfg.kinds is not None and (not isinstance(cfg.kinds, list) or not cfg.kinds
@@ -143,7 +156,7 @@ class TrainConfig:
 
 def load_config(path) -> TrainConfig:
     """Read a YAML training config; relative paths are resolved against its folder."""
-    data = read_yaml_mapping(path, ("store", "out_dir", "families_tsv", "keys_file"))
+    data = read_yaml_mapping(path, ("store", "out_dir", "families_tsv", "keys_file", "init_from"))
     return TrainConfig.from_dict(data)
 
 
@@ -200,7 +213,7 @@ def _source_aware_loss(cfg: TrainConfig, out: dict, batch: dict):
     can produce is returned (0 when the batch has no chain of that kind), so that the
     terms are the same on every step and every process.
     """
-    from .store import LABEL_KINDS
+    from .store import LABEL_KINDS, RMSF_ONLY_KINDS
 
     kind_of = batch["kind_index"][:, 0].tolist()  # [B]
     weight = torch.tensor([float(cfg.kind_weights.get(LABEL_KINDS[k], 1.0)) for k in kind_of],
@@ -220,11 +233,11 @@ def _source_aware_loss(cfg: TrainConfig, out: dict, batch: dict):
         total = total + w * (full_terms.get("marginal", 0.0) + cfg.coupling_weight * full_terms.get("coupling", 0.0))
         terms.update(full_terms)
     zero = torch.zeros((), dtype=torch.float64, device=batch["mask"].device)
-    if set(cfg.label_kinds) - {"md-rmsf"}:
+    if set(cfg.label_kinds) - set(RMSF_ONLY_KINDS):
         for name, head in (("marginal", "marginals"), ("coupling", "coupling")):
             if head in out:
                 terms.setdefault(name, zero)
-    if "md-rmsf" in cfg.label_kinds:
+    if set(cfg.label_kinds) & set(RMSF_ONLY_KINDS):
         for name, head in (("rmsf", "marginals"), ("rmsf_coupling", "coupling")):
             if head in out:
                 terms[name] = zero
@@ -335,6 +348,8 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg.warmup_steps))
 
     step = 0
+    seconds_before = 0.0  # training time of earlier invocations (max_minutes counts all of them)
+    init_note = None
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         if ck["model_config"] != model_cfg.to_dict():
@@ -345,6 +360,10 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
         sched.load_state_dict(ck["scheduler"])
         _set_rng_state(ck["rng"])
         step = int(ck["step"])
+        seconds_before = float(ck.get("train_seconds", 0.0))
+        init_note = ck.get("init_from")
+    elif cfg.init_from is not None:
+        init_note = _init_from(model, model_cfg, cfg, device)
     procs.agree(step, "the step to resume from")
     resumed_from = step
     if procs.main:
@@ -365,6 +384,7 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "rng": _rng_state(), "step": step, "model_config": model_cfg.to_dict(),
                 "train_config": asdict(cfg), "use_m": cfg.train_m, "use_j": cfg.train_j,
+                "train_seconds": seconds_before + (time.perf_counter() - t0), "init_from": init_note,
             }, ckpt_path)
 
     def validate(elapsed) -> dict:
@@ -392,7 +412,11 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
         bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step",
                    disable=not cfg.progress or not procs.main, dynamic_ncols=True)
         model.train()
+        budget_s = None if cfg.max_minutes is None else 60.0 * float(cfg.max_minutes)
         while step < cfg.max_steps:
+            if budget_s is not None and any(procs.gather(seconds_before + time.perf_counter() - t0 >= budget_s)):
+                checkpoint()
+                break
             batch = _to_device(train_ds.batch(cfg.seed, step, cfg.batch_size, rank), device)
             with autocast():
                 out = net(batch)
@@ -407,7 +431,7 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
             logged = dict(zip(["loss", *terms],
                               procs.mean([float(total.detach()), *(float(v.detach()) for v in terms.values())])))
             row = {"step": step, "split": "train", "loss": logged["loss"], "lr": opt.param_groups[0]["lr"],
-                   "grad_norm": float(gnorm), "elapsed_s": round(time.perf_counter() - t0, 3),
+                   "grad_norm": float(gnorm), "elapsed_s": round(seconds_before + time.perf_counter() - t0, 3),
                    **{k: logged[k] for k in terms}}
             rows = [row]
             if val_ds is not None and (step % cfg.val_every == 0 or step == cfg.max_steps):
@@ -431,6 +455,24 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
         procs.close()
     return TrainResult(step=step, resumed_from=resumed_from, history=history, out_dir=out_dir,
                        checkpoint=ckpt_path, n_parameters=n_params, splits=splits)
+
+
+def _init_from(model, model_cfg, cfg: TrainConfig, device) -> dict:
+    """Start ``model`` from the weights of the checkpoint ``cfg.init_from`` (a pretraining
+    run); optimiser, scheduler and step start afresh.  Returns what the checkpoint was."""
+    path = Path(cfg.init_from)
+    if not path.is_file():
+        raise InputError(f"init_from: {path}: no such checkpoint")
+    ck = torch.load(path, map_location=device, weights_only=False)
+    if ck.get("model_config") != model_cfg.to_dict():
+        raise InputError(f"init_from: {path}: made with a different model config; the fine-tuning config's "
+                         "'model' must be the pretraining config's")
+    missing, unexpected = model.load_state_dict(ck["model"], strict=False)
+    if unexpected or (missing and (cfg.train_m == ck.get("use_m") and cfg.train_j == ck.get("use_j"))):
+        raise InputError(f"init_from: {path}: weights do not fit this model "
+                         f"({len(missing)} missing, {len(unexpected)} unexpected)")
+    return {"path": os.fspath(path), "step": int(ck["step"]), "store": ck["train_config"].get("store"),
+            "kinds": ck["train_config"].get("kinds")}
 
 
 def _read_keys_file(path) -> set:

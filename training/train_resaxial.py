@@ -74,7 +74,7 @@ __all__ = [
 
 _METRIC_FIELDS = ["step", "split", "loss", "rmsf", "correlation", "rmsf_r", "corr_r", "lr", "grad_norm",
                   "elapsed_s"]
-_PATH_KEYS = ("store", "out_dir", "embeddings", "export")
+_PATH_KEYS = ("store", "out_dir", "embeddings", "export", "keys_file")
 
 
 @dataclass
@@ -92,6 +92,10 @@ class ResAxialTrainConfig:
     val_keys / test_keys : explicit splits; otherwise ``val_fraction`` of the chains
         (seeded) are held out for validation.  Test chains are never trained on.
     export : optional ``.safetensors`` path written at the end (config json beside it).
+    kinds : label kinds to train on (default ``["md"]``); an RMSF-only kind (``md-rmsf``,
+        e.g. mdCATH) has no correlation map, so it needs ``loss_mode: rmsf``.
+    keys_file : optional text file of chain keys (one per line, ``#`` comments): only
+        these chains enter the split (e.g. ``datasets/mdcath_split/train.txt``).
     """
 
     store: str | None = None
@@ -123,6 +127,8 @@ class ResAxialTrainConfig:
     test_keys: list | None = None
     export: str | None = None
     progress: bool = True
+    kinds: list | None = None
+    keys_file: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> "ResAxialTrainConfig":
@@ -143,6 +149,14 @@ class ResAxialTrainConfig:
             raise InputError(f"schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
         check_precision(cfg.precision)
         check_at_least_one(cfg, ("max_steps", "batch_size", "checkpoint_every", "val_every", "crop_size"))
+        from .store import LABEL_KINDS, RMSF_ONLY_KINDS
+
+        kinds = cfg.kinds if cfg.kinds is not None else ["md"]
+        if not isinstance(kinds, list) or not kinds or any(k not in LABEL_KINDS for k in kinds):
+            raise InputError(f"kinds must be a non-empty list of {', '.join(LABEL_KINDS)}, got {cfg.kinds!r}")
+        if set(kinds) & set(RMSF_ONLY_KINDS) and cfg.loss_mode != "rmsf":
+            raise InputError(f"kinds {kinds} include RMSF-only labels (no correlation map): "
+                             f"use loss_mode: rmsf, not {cfg.loss_mode!r}")
         return cfg
 
 
@@ -214,6 +228,8 @@ class ResAxialData:
             for k in keys:
                 lab = store.get(k)
                 corr = lab.cosine_correlation if correlation_label == "cosine" else lab.correlation
+                if corr is None:  # RMSF-only labels (loss_mode rmsf): no map; NaN keeps it out of any metric
+                    corr = np.full((len(lab), len(lab)), np.nan, dtype=np.float32)
                 item = {"ca": np.asarray(lab.ca, dtype=np.float32),
                         "rmsf": np.asarray(lab.rmsf, dtype=np.float32),
                         "correlation": np.asarray(corr, dtype=np.float32)}
@@ -303,7 +319,8 @@ def _per_chain(model: ResAxial, data: ResAxialData, keys, loss_mode, rmsf_weight
 def _summarise(per: dict) -> dict:
     res = {t: sum(p[t] for p in per.values()) / max(1, len(per)) for t in ("loss", "rmsf", "correlation")}
     res["rmsf_r"] = float(np.nanmedian([p["rmsf_r"] for p in per.values()])) if per else float("nan")
-    res["corr_r"] = float(np.nanmedian([p["corr_r"] for p in per.values()])) if per else float("nan")
+    corr = [p["corr_r"] for p in per.values() if np.isfinite(p["corr_r"])]  # none for RMSF-only labels
+    res["corr_r"] = float(np.median(corr)) if corr else float("nan")
     res["per_chain"] = {k: {"rmsf_r": p["rmsf_r"], "corr_r": p["corr_r"]} for k, p in per.items()}
     return res
 
@@ -438,7 +455,13 @@ def train_resaxial(store_path, config, on_step=None) -> ResAxialTrainResult:
 
     model_cfg = ResAxialConfig.from_dict(cfg.architecture)
     with LabelStore(store_path) as store:
-        splits = _splits(cfg, store.keys(kind="md"))  # MD labels only: other kinds lack the maps
+        keys = list(store.keys(kind=cfg.kinds or "md"))  # MD labels by default: other kinds lack the maps
+    if cfg.keys_file is not None:
+        from .train import _read_keys_file
+
+        allowed = _read_keys_file(cfg.keys_file)
+        keys = [k for k in keys if k in allowed]
+    splits = _splits(cfg, keys)
     data_args = dict(crop_size=cfg.crop_size, correlation_label=cfg.correlation_label,
                      embeddings=cfg.embeddings, multiple=model_cfg.multiple)
     train_ds = ResAxialData(store_path, splits["train"], **data_args)

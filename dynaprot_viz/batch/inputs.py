@@ -48,14 +48,7 @@ STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".pdb.gz", ".ent.gz", ".
 #: a file with one of these suffixes is a list of paths
 LIST_SUFFIXES = (".txt", ".list", ".lst")
 #: arrays of an extractor npz (datasets/pdb_backbones/extract.py) that a chain is built from
-BACKBONE_NPZ_ARRAYS = ("ids", "chain", "start_resnum", "length", "offset", "origin", "coords", "sequence",
-                       "coord_unit_A")
-
-_ONE_TO_THREE = {
-    "A": "ALA", "R": "ARG", "N": "ASN", "D": "ASP", "C": "CYS", "Q": "GLN", "E": "GLU",
-    "G": "GLY", "H": "HIS", "I": "ILE", "L": "LEU", "K": "LYS", "M": "MET", "F": "PHE",
-    "P": "PRO", "S": "SER", "T": "THR", "W": "TRP", "Y": "TYR", "V": "VAL",
-}
+from ..core.structure import BACKBONE_NPZ_ARRAYS  # noqa: E402  (read by the batch layer too)
 _AF_MODEL = re.compile(r"^(AF-.+-F\d+)-model_v\d+$")
 _PDB_ENT = re.compile(r"^pdb([0-9][A-Za-z0-9]{3})$")
 #: characters allowed in an entry name (it is a folder name in the store)
@@ -256,22 +249,10 @@ def _npz_arrays(path: str) -> dict:
 
 
 def _npz_chain(item: dict):
-    """The ProteinChain of one npz entry: N, CA, C at ``origin + coord_unit_A * coords`` (Å)."""
-    from ..core.structure import ProteinChain, Residue
+    """The ProteinChain of one npz entry (:func:`~dynaprot_viz.core.structure.backbone_npz_chain`)."""
+    from ..core.structure import backbone_npz_chain
 
-    z = _npz_arrays(item["path"])
-    k = int(item["index"])
-    lo, hi = int(z["offset"][k]), int(z["offset"][k + 1])
-    if hi - lo != int(z["length"][k]):
-        raise InputError(f"{item['key']}: offsets give {hi - lo} residues but length says {int(z['length'][k])}")
-    unit = float(z["coord_unit_A"])
-    xyz = z["origin"][k].astype(np.float64) + unit * z["coords"][lo:hi, :3].astype(np.float64)  # (N, 3 atoms, 3)
-    seq = bytes(z["sequence"][lo:hi]).decode("ascii", "replace").upper()
-    chain = str(z["chain"][k])
-    start = int(z["start_resnum"][k])
-    residues = tuple(Residue(chain, start + i, "", _ONE_TO_THREE.get(s, "UNK")) for i, s in enumerate(seq))
-    return ProteinChain(source=item["key"], residues=residues, sequence=seq, backbone=xyz,
-                        bfactors=np.zeros(len(residues)))
+    return backbone_npz_chain(_npz_arrays(item["path"]), int(item["index"]), source=item["key"])
 
 
 def read_chains(item: dict) -> list[tuple[str, object]]:

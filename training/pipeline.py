@@ -1,0 +1,126 @@
+"""The shipped DynaProt's training pipeline, every step, on a 2-core CPU (about an hour).
+
+    python -m dynaprot_viz.training.pipeline                 # all steps; rerun to resume
+    python -m dynaprot_viz.training.pipeline --export dynaprot_viz/weights/dynaprot.safetensors
+
+Steps (each resumable: a finished step is skipped, an interrupted one continues):
+
+1. ``ingest-mdcath``: mdCATH RMSF of the 1,046 domains of ``../shared/data/mdcath_train``
+   (kind ``md-rmsf``, 320 K) -> ``runs/prior_mdcath/labels.h5`` (~25 s).
+2. ``teacher``: ANM-GBM RMSF on 5,000 real PDB backbones of ProMod3's structure database
+   (kind ``teacher-rmsf``, :mod:`.teacher_labels`) -> ``runs/pretrain/teacher.h5`` (~5 min).
+   Needs ``runs/pdb_backbones/promod3_backbones.npz`` (``datasets/pdb_backbones/extract.py``).
+3. ``pretrain``: ``training/configs/pretrain_teacher.yaml``, the physics-prior DynaProt on
+   the teacher labels, 1,500 steps (~25 min, one thread).
+4. ``finetune``: ``training/configs/finetune_mdcath.yaml``, from the pretraining
+   checkpoint, on the mdCATH family-aware train split, 1,500 steps (~25 min, one thread).
+5. ``export``: the fine-tuned weights as safetensors + json (``--export``; default
+   ``runs/finetune/dynaprot-prior-pretrained.safetensors``).
+
+Timings of every step go to ``runs/pipeline/timings.json``.  Nothing here reads a
+held-out label: the split is ``datasets/mdcath_split`` (family-aware, 30% identity) and
+the teacher (``anm-gbm``) was trained on its train part only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from dynaprot_viz._io import atomic_write_text
+from dynaprot_viz.core.errors import InputError
+
+__all__ = ["STEPS", "run_pipeline", "main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "training" / "configs"
+STEPS = ("ingest-mdcath", "teacher", "pretrain", "finetune", "export")
+
+
+def _shared() -> Path:
+    return ROOT.parent / "shared" / "data"
+
+
+def _step_ingest(args) -> str:
+    from .rmsf_labels import ingest_mdcath_rmsf
+
+    res = ingest_mdcath_rmsf(args.mdcath_train, ROOT / "runs" / "prior_mdcath" / "labels.h5")
+    return res.summary().splitlines()[0]
+
+
+def _step_teacher(args) -> str:
+    from .teacher_labels import ingest_teacher_labels
+
+    res = ingest_teacher_labels(args.backbones, ROOT / "runs" / "pretrain" / "teacher.h5", n_chains=args.teacher_chains)
+    return res.summary().splitlines()[0]
+
+
+def _train(config: Path) -> str:
+    from .train import load_config, train
+
+    res = train(load_config(config))
+    val = res.last("val")
+    return (f"{config.name}: step {res.step} (resumed from {res.resumed_from}); "
+            f"last validation loss {val.get('loss', float('nan')):.4f}")
+
+
+def _step_export(args) -> str:
+    from .train import export_weights, load_config
+
+    cfg = load_config(CONFIGS / "finetune_mdcath.yaml")
+    ckpt = Path(cfg.out_dir) / "checkpoints" / "last.pt"
+    if not ckpt.exists():
+        raise InputError(f"{ckpt}: no fine-tuned checkpoint (run the finetune step)")
+    meta = {"variant": "physics-prior DynaProt (prior: anm), pretrained on teacher-rmsf, fine-tuned on md-rmsf",
+            "pipeline": "python -m dynaprot_viz.training.pipeline",
+            "pretrain_config": "training/configs/pretrain_teacher.yaml",
+            "finetune_config": "training/configs/finetune_mdcath.yaml"}
+    out = export_weights(ckpt, args.export, meta)
+    return f"wrote {out} and {out.with_suffix('.json').name}"
+
+
+_RUN = {"ingest-mdcath": _step_ingest, "teacher": _step_teacher,
+        "pretrain": lambda a: _train(CONFIGS / "pretrain_teacher.yaml"),
+        "finetune": lambda a: _train(CONFIGS / "finetune_mdcath.yaml"), "export": _step_export}
+
+
+def run_pipeline(args) -> dict:
+    """Run the steps ``args.steps`` in order; return ``{step: {"seconds", "result"}}``."""
+    timings_path = ROOT / "runs" / "pipeline" / "timings.json"
+    done = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    for step in args.steps:
+        print(f"== {step}", flush=True)
+        t0 = time.perf_counter()
+        result = _RUN[step](args)
+        seconds = time.perf_counter() - t0
+        print(f"   {result} ({seconds:.0f} s)", flush=True)
+        prev = done.get(step, {})
+        # a resumed step adds its time to the earlier attempts'
+        done[step] = {"seconds": round(prev.get("seconds", 0.0) + seconds, 1), "result": result}
+        atomic_write_text(timings_path, json.dumps(done, indent=1) + "\n")
+    return done
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS))
+    ap.add_argument("--mdcath-train", default=str(_shared() / "mdcath_train"))
+    ap.add_argument("--backbones", default=str(ROOT / "runs" / "pdb_backbones" / "promod3_backbones.npz"))
+    ap.add_argument("--teacher-chains", type=int, default=5000)
+    ap.add_argument("--export", default=str(ROOT / "runs" / "finetune" / "dynaprot-prior-pretrained.safetensors"))
+    args = ap.parse_args(argv)
+    try:
+        done = run_pipeline(args)
+    except (InputError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    total = sum(v["seconds"] for v in done.values())
+    print(f"pipeline: {total / 60:.1f} min in all steps so far (runs/pipeline/timings.json)")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
