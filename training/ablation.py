@@ -133,7 +133,7 @@ def _dance_extras(models) -> dict:
         warnings.warn(f"{store}: no DANCE label store (dynaprot-viz ingest --ensembles); "
                       "band-wise coupling on DANCE left out", stacklevel=2)
     try:
-        from .ensembles import dance_mode_overlap_cases, top_mode_overlap
+        from .ensembles import dance_mode_overlap_cases
     except ImportError:
         return out
     shared = shared_data_dir()
@@ -145,7 +145,7 @@ def _dance_extras(models) -> dict:
     for case in dance_mode_overlap_cases(shared / "dance", split="test"):
         for m in models:
             try:
-                per[m].append(top_mode_overlap(get_predictor(m)(case.chain), case))
+                per[m].append(case.overlap(get_predictor(m)(case.chain)))
             except Exception as exc:  # one protein must not stop the table
                 warnings.warn(f"{m} on DANCE {case.key}: {exc}", stacklevel=2)
     for m in models:

@@ -64,17 +64,26 @@ import datetime as _dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from dynaprot_viz.core.errors import InputError
-from dynaprot_viz.core.structure import Residue
+from dynaprot_viz.core.gaussian import Dynamics
+from dynaprot_viz.core.structure import ProteinChain, Residue
+from dynaprot_viz.core.superpose import superpose
 
 from .ingest import IngestResult, _tool_version, correlation_from_coupling, ingest_labels
 from .store import ChainLabels
 
 __all__ = [
     "dance_rmsf_cases",
+    "ModeOverlapCase",
+    "ensemble_top_pc",
+    "mode_overlap_case",
+    "dance_mode_overlap_cases",
+    "top_mode_overlap",
+    "random_overlap_expectation",
     "ConformerCollection",
     "read_collection",
     "list_collections",
@@ -480,3 +489,256 @@ def dance_rmsf_cases(folder, split: str = "test"):
             continue
         yield cid, labels.to_chain(), np.asarray(labels.rmsf)
 
+
+
+# --------------------------------------------------------------------------- top-mode overlap
+#
+# Does a predictor's dominant motion point the way the experimental ensemble moves most?
+# The ensemble side is the first principal component of the conformers (re-superposed on
+# the reference); the predicted side is the top eigenvector of Dynamics.joint().
+
+
+class ModeOverlapCase(NamedTuple):
+    """One collection, ready to score any predictor's top mode (:func:`top_mode_overlap`).
+
+    Attributes
+    ----------
+    key : str
+        The collection id.
+    chain : ProteinChain
+        The reference conformer, C-alpha only: the same chain as :func:`dance_rmsf_cases`
+        yields (positions where the reference and >= ``min_conformers`` conformers are present).
+    pc : ndarray, shape (n, 3), dimensionless
+        The ensemble's first principal component on the n positions present in every
+        conformer, unit norm as a 3n vector; sign fixed so that its largest-magnitude
+        component is positive (the sign carries no meaning).
+    index : ndarray, shape (n,), int64
+        Row of ``chain.residues`` (and of a predictor's Dynamics) of each pc row.
+    variance_fraction : float
+        Share of the ensemble's total variance on those positions carried by ``pc``, in (0, 1].
+    n_conformers : int
+        K, the conformers of the collection.
+    """
+
+    key: str
+    chain: ProteinChain
+    pc: np.ndarray
+    index: np.ndarray
+    variance_fraction: float
+    n_conformers: int
+
+    def overlap(self, dynamics: Dynamics) -> float:
+        """:func:`top_mode_overlap` of ``dynamics`` (predicted on :attr:`chain`) with :attr:`pc`."""
+        return top_mode_overlap(dynamics, self.pc, self.index)
+
+
+def ensemble_top_pc(collection: ConformerCollection) -> tuple[np.ndarray, np.ndarray, float]:
+    """First principal component of a collection's C-alpha displacements.
+
+    Each conformer is superposed on the reference conformer (Kabsch,
+    :func:`dynaprot_viz.core.superpose.superpose`) on the positions both have; the
+    provided pre-superposition is not relied on.  The PCA then uses only the positions
+    present in **every** conformer, so each conformer is a full 3n vector and the PC is
+    that of an ordinary sample covariance (no imputation, no pairwise-complete bias);
+    on the DANCE test split these are 59-100 % of the positions the labels use.
+    Displacements are taken from the mean over conformers (the reference included).
+
+    Parameters
+    ----------
+    collection : ConformerCollection
+        K >= 3 conformers of P positions.
+
+    Returns
+    -------
+    positions : ndarray, shape (n,), int64
+        Alignment columns present in every conformer.
+    pc : ndarray, shape (n, 3), dimensionless
+        Top right singular vector of the centred (K, 3n) displacement matrix, reshaped;
+        unit norm, largest-magnitude component positive.
+    variance_fraction : float
+        s_1^2 / sum_k s_k^2 of that matrix's singular values.
+
+    Raises
+    ------
+    InputError
+        A conformer shares fewer than 3 positions with the reference, fewer than 3
+        positions are present in every conformer, or the conformers do not differ there.
+    """
+    c = collection
+    if c.n_conformers < MIN_CONFORMERS:
+        raise InputError(f"{c.id}: {c.n_conformers} conformer(s), at least {MIN_CONFORMERS} needed")
+    shared = c.mask & c.mask[0]  # [K, P] positions each conformer shares with the reference
+    few = np.flatnonzero(shared.sum(axis=1) < 3)
+    if few.size:
+        raise InputError(f"{c.id}: conformer {int(few[0])} ({c.conformer_ids[few[0]]}) shares "
+                         f"{int(shared[few[0]].sum())} position(s) with the reference; 3 needed to superpose it")
+    x = np.stack([superpose(c.coords[k], c.coords[0], mask=shared[k]) for k in range(c.n_conformers)])  # [K, P, 3]
+    positions = np.flatnonzero(c.mask.all(axis=0))
+    if positions.size < 3:
+        raise InputError(f"{c.id}: only {positions.size} position(s) present in all {c.n_conformers} conformers; "
+                         "at least 3 needed for a principal component")
+    d = x[:, positions] - x[:, positions].mean(axis=0)  # [K, n, 3] displacements from the mean
+    y = d.reshape(c.n_conformers, -1)  # [K, 3n]
+    _, s, vt = np.linalg.svd(y, full_matrices=False)
+    total = float(np.sum(s**2))
+    if not total > 0 or s[0] <= 1e-12 * np.sqrt(y.shape[1]):
+        raise InputError(f"{c.id}: the conformers are identical on the {positions.size} shared positions "
+                         "(no variance, no principal component)")
+    pc = vt[0] * np.sign(vt[0][np.argmax(np.abs(vt[0]))])
+    return positions.astype(np.int64), pc.reshape(-1, 3), float(s[0] ** 2 / total)
+
+
+def mode_overlap_case(collection: ConformerCollection, min_conformers: int = MIN_CONFORMERS,
+                      key: str | None = None) -> ModeOverlapCase:
+    """The :class:`ModeOverlapCase` of one collection.
+
+    The chain is :meth:`ChainLabels.to_chain` of :func:`ensemble_labels` (so a
+    predictor sees exactly the input :func:`dance_rmsf_cases` gives it); the PC is
+    :func:`ensemble_top_pc`, whose positions are all chain residues (present in the
+    reference and in K >= ``min_conformers`` conformers).
+    """
+    labels = ensemble_labels(collection, min_conformers=min_conformers, key=key)
+    c = collection
+    chain_positions = np.flatnonzero(c.mask[0] & (c.mask.sum(axis=0) >= int(min_conformers)))  # as ensemble_labels
+    positions, pc, frac = ensemble_top_pc(c)
+    index = np.searchsorted(chain_positions, positions)
+    if np.any(index >= chain_positions.size) or np.any(chain_positions[np.minimum(index, chain_positions.size - 1)]
+                                                       != positions):
+        # only when min_conformers exceeds K: every position present in all K conformers is a label position
+        raise InputError(f"{c.id}: positions present in every conformer are not all label positions "
+                         f"(min_conformers {min_conformers} > {c.n_conformers} conformers?)")
+    return ModeOverlapCase(key=labels.key, chain=labels.to_chain(), pc=pc, index=index.astype(np.int64),
+                           variance_fraction=frac, n_conformers=c.n_conformers)
+
+
+def dance_mode_overlap_cases(folder, split: str = "test"):
+    """:class:`ModeOverlapCase` (a named tuple: key, chain, pc (n, 3), index (n,), ...)
+    of every collection of one split, in the split list's order.
+
+    Score a predictor with ``case.overlap(get_predictor(name)(case.chain))``.  A
+    collection that cannot be read is skipped with a warning, as in :func:`dance_rmsf_cases`.
+    """
+    import warnings
+
+    for cid, sp in list_collections(folder, splits=[split]):
+        try:
+            case = mode_overlap_case(read_collection(folder, cid, sp))
+        except InputError as exc:
+            warnings.warn(f"DANCE {cid} skipped: {exc}", stacklevel=2)
+            continue
+        yield case
+
+
+#: eigenvalues within this relative distance of the largest form the top eigenspace
+_DEGENERATE_RTOL = 1e-6
+
+
+def _top_eigenspace(joint: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (3N, m) of the eigenspace of ``joint``'s largest eigenvalue
+    (m > 1 when it is degenerate within ``_DEGENERATE_RTOL``)."""
+    import scipy.linalg
+
+    dim = joint.shape[0]
+    k = min(dim, 7)
+    while True:
+        w, v = scipy.linalg.eigh(joint, subset_by_index=[dim - k, dim - 1])  # ascending
+        top = w[-1]
+        m = int(np.sum(w >= top - _DEGENERATE_RTOL * max(abs(top), np.finfo(float).tiny)))
+        if m < k or k == dim:
+            return v[:, k - m:]
+        k = min(dim, 2 * k)
+
+
+def top_mode_overlap(dynamics: Dynamics, pc, index=None) -> float:
+    """|<u_pred, u_ens>|: overlap of the predicted top mode with an ensemble's top PC.
+
+    u_pred is the eigenvector of the largest eigenvalue of ``dynamics.joint()``
+    (3N x 3N, Å², rows ordered (residue, axis)); both it and ``pc`` are restricted to
+    the residues ``index`` (3 coordinates each) and renormalised to unit length, so the
+    overlap is |cos| of the angle between them, in [0, 1], invariant to either sign and
+    to a rotation applied to both the structure (hence the Dynamics) and the ensemble.
+    For scale, a random direction scores :func:`random_overlap_expectation` (n) on average.
+
+    When the largest eigenvalue is degenerate (within a relative 1e-6; an isotropic
+    predictor with marginals s_i^2 I gives joint = (S C~ S) kron I_3, every eigenvalue
+    three-fold), "the" top eigenvector is arbitrary within its eigenspace; the overlap is
+    then the best one over that eigenspace: the length of u_ens's projection on the
+    span of the restricted eigenvectors.  With a single top eigenvector this is exactly
+    |<u_pred, u_ens>| after renormalisation.  A top mode with no amplitude on these
+    residues scores 0.
+
+    Parameters
+    ----------
+    dynamics : Dynamics
+        N residues, predicted on the chain that ``index`` refers to.
+    pc : array, shape (n, 3)
+        The ensemble direction (any non-zero length, any sign).
+    index : array of int, shape (n,), optional
+        Distinct rows of ``dynamics`` (0 <= index < N) of the pc rows; default
+        ``arange(N)`` (then n must equal N).
+
+    Returns
+    -------
+    float in [0, 1]
+
+    Raises
+    ------
+    InputError
+        One line: ``dynamics`` is not a Dynamics, ``pc`` is not a finite non-zero (n, 3)
+        array, ``index`` has the wrong length, repeats a row or points outside the chain.
+    """
+    if not isinstance(dynamics, Dynamics):
+        raise InputError(f"dynamics: expected a Dynamics, got {type(dynamics).__name__}")
+    n_res = dynamics.n_residues
+    u = np.asarray(pc, dtype=np.float64) if np.ndim(pc) else np.empty(0)
+    if u.ndim != 2 or u.shape[1] != 3 or u.shape[0] < 1:
+        raise InputError(f"pc: expected shape (n, 3) with n >= 1, got {np.shape(pc)}")
+    if not np.all(np.isfinite(u)):
+        raise InputError("pc: values must be finite (found NaN or inf)")
+    norm = float(np.linalg.norm(u))
+    if norm == 0.0:
+        raise InputError("pc: is all zeros; a direction is needed")
+    if index is None:
+        if u.shape[0] != n_res:
+            raise InputError(f"pc: {u.shape[0]} rows for a Dynamics of {n_res} residues; pass index to map them")
+        idx = np.arange(n_res)
+    else:
+        idx = np.asarray(index)
+        if idx.shape != (u.shape[0],) or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+            raise InputError(f"index: expected {u.shape[0]} integers (one per pc row), got {idx.dtype} {idx.shape}")
+        if idx.min() < 0 or idx.max() >= n_res:
+            raise InputError(f"index: rows must lie in [0, {n_res}) for a Dynamics of {n_res} residues, "
+                             f"got {int(idx.min())}..{int(idx.max())}")
+        if np.unique(idx).size != idx.size:
+            raise InputError("index: rows must be distinct (a residue appears twice)")
+    rows = (3 * idx[:, None] + np.arange(3)).ravel()  # [3n] joint rows of the selected residues
+    basis = _top_eigenspace(dynamics.joint())[rows]  # [3n, m]
+    q, s, _ = np.linalg.svd(basis, full_matrices=False)
+    q = q[:, s > 1e-9]  # orthonormal basis of the restricted top eigenspace
+    if q.shape[1] == 0:
+        return 0.0
+    return float(min(1.0, np.linalg.norm(q.T @ (u.ravel() / norm))))
+
+
+def random_overlap_expectation(n_residues: int, n_modes: int = 1) -> float:
+    """E|<u, v>| for a fixed unit u and v uniform on the unit sphere of dimension d = 3n.
+
+    The chance level of :func:`top_mode_overlap` on n residues:
+    Γ(d/2) / (sqrt(π) Γ((d+1)/2)) ≈ sqrt(2 / (π d)) for large d (0.5 for d = 3).
+    With ``n_modes`` = m > 1 (a degenerate top eigenspace), the expected length of the
+    projection of a random unit vector on an m-dimensional subspace,
+    B((m+1)/2, (d-m)/2) / B(m/2, (d-m)/2) (1 when m = d).
+    """
+    from scipy.special import betaln, gammaln
+
+    if int(n_residues) != n_residues or n_residues < 1:
+        raise InputError(f"n_residues must be a positive integer, got {n_residues!r}")
+    d = 3 * int(n_residues)
+    if int(n_modes) != n_modes or not 1 <= n_modes <= d:
+        raise InputError(f"n_modes must be an integer in [1, {d}], got {n_modes!r}")
+    m = int(n_modes)
+    if m == d:
+        return 1.0
+    if m == 1:
+        return float(np.exp(gammaln(d / 2) - gammaln((d + 1) / 2)) / np.sqrt(np.pi))
+    return float(np.exp(betaln((m + 1) / 2, (d - m) / 2) - betaln(m / 2, (d - m) / 2)))
