@@ -20,7 +20,8 @@ BLAS thread (benchmarks/_common.py):
 - scheduling overhead: 1 - (time inside tasks) / (worker threads x compute wall time);
 - peak resident memory per worker process;
 - store size per 1,000 chains for --coupling full, band:16 and none (band and none
-  written from the same predictions: the same chains, the same arrays);
+  written from the same predictions into the same task groups: the same chains, the
+  same arrays);
 - the per-chain cost by length (N) on one core, a power-law fit, and the projected
   core-hours for the 214 M entries of the AlphaFold database.
 
@@ -170,26 +171,28 @@ def _disk(path: Path) -> tuple[int, int]:
 
 
 def store_sizes(full_store: Path, out: Path, modes=("band:16", "none")):
-    """Bytes per 1,000 chains for each coupling mode (band/none written from the full store's arrays)."""
+    """Bytes per 1,000 chains for each coupling mode (band/none written from the full store's
+    arrays, in the same task groups: the same chains, the same arrays)."""
     from dynaprot_viz.batch import open_store
-    from dynaprot_viz.batch.store import BatchStore, StoreConfig, write_chain
+    from dynaprot_viz.batch.store import BatchStore, GroupWriter, StoreConfig
 
     src = open_store(full_store)
     n = len(src)
     sizes = {}
-    chains_full = _disk(full_store / "chains")
-    sizes["full"] = {"chains": n, "apparent_MB_per_1000": chains_full[0] / n, "disk_MB_per_1000": chains_full[1] / n}
+    groups_full = _disk(full_store / "tasks")
+    sizes["full"] = {"chains": n, "apparent_MB_per_1000": groups_full[0] / n, "disk_MB_per_1000": groups_full[1] / n}
     for mode in modes:
         dst_path = out / f"store-{mode.replace(':', '')}"
         shutil.rmtree(dst_path, ignore_errors=True)
         cfg = StoreConfig(src.model, src.attrs.get("model_version", ""), src.attrs.get("model_options", {}), mode)
         BatchStore.create_or_check(dst_path, cfg)
-        for name in src.keys():
-            g = src._group(name)
-            dyn = src[name]  # full coupling, float32 values
-            write_chain(dst_path, name, dyn, mode, {"file": g.attrs["file"], "chain": g.attrs["chain"],
-                                                    "entry": g.attrs["entry"]})
-        a = _disk(dst_path / "chains")
+        for _, rows in src.summary.groupby("group", sort=False):
+            writer = GroupWriter(dst_path, mode)
+            for name in rows["chain"]:
+                info = src.info(name)
+                writer.add(name, src[name], {k: info[k] for k in ("file", "chain", "entry")})  # full coupling
+            writer.flush()
+        a = _disk(dst_path / "tasks")
         sizes[mode] = {"chains": n, "apparent_MB_per_1000": a[0] / n, "disk_MB_per_1000": a[1] / n}
     for v in sizes.values():  # bytes per chain x 1000 / 1e6 = MB per 1000 chains
         v["apparent_MB_per_1000"] = v["apparent_MB_per_1000"] * 1000 / 1e6
@@ -339,6 +342,11 @@ def main(argv=None) -> int:
               f"{b['chains_per_s_end_to_end']:.1f} | {b['chains_per_s_end_to_end'] / lp['chains_per_s']:.2f}x | "
               f"{b['chains_per_s_end_to_end'] / lo['chains_per_s']:.2f}x | | | | |")
     print("(CPU share: CPU time the process got / its wall time; below 1 when other processes share the cores)")
+    print(f"\nper chain, batch with 1 worker minus the loop over predict: "
+          f"{1000 / b1['chains_per_s'] - 1000 / lp['chains_per_s']:.1f} ms wall, "
+          f"{1000 / b1['chains_per_cpu_s'] - 1000 / lp['chains_per_cpu_s']:.1f} ms CPU "
+          f"(1 worker / loop: {b1['chains_per_s'] / lp['chains_per_s']:.2f}x in chains/s, "
+          f"{b1['chains_per_cpu_s'] / lp['chains_per_cpu_s']:.2f}x in chains per CPU-s)")
     print(f"\n2 workers / 1 worker: {b2['chains_per_s'] / b1['chains_per_s']:.2f}x; tasks: {b2['tasks']} of "
           f"<= {b2['batch_size']} chains; model loads per worker: {sorted(b2['model_loads'].values())}")
     print("\n| --coupling | MB per 1,000 chains (apparent) | on disk (4 KiB blocks) |")

@@ -135,6 +135,112 @@ def test_store_refuses_other_options_busy_store_and_foreign_folder(tmp_path, sma
     assert not (tmp_path / "t").exists()
 
 
+def _with_icodes(dyn, chain_id: str):
+    """The same Dynamics with another chain id and an insertion code on every 7th residue."""
+    res = [(chain_id, r.number, "B" if i % 7 == 3 else "", r.name) for i, r in enumerate(dyn.residues)]
+    return dv.Dynamics(mean=dyn.mean, marginals=dyn.marginals, coupling=dyn.coupling, residues=res,
+                       model_name=dyn.model_name)
+
+
+@pytest.mark.parametrize("coupling", ["full", "band:4", "none"])
+def test_task_group_round_trip_of_several_chains(tmp_path, monkeypatch, coupling):
+    from dynaprot_viz.batch import store as store_mod
+    from dynaprot_viz.batch.store import BatchStore, GroupWriter, StoreConfig
+
+    monkeypatch.setattr(store_mod, "_COUPLING_CHUNK", 1000)  # a chain's coupling spans several chunks
+    dyns = {f"{n}_A": dv.predict(CAMPAIGN / f"{n}.pdb.gz", model="anm") for n in (SMALL[0], MEDIUM[0], SMALL[1])}
+    dyns["1ake_B"] = dv.predict(DATA / "1ake.cif", model="anm", chain="B")
+    dyns["x_Q"] = _with_icodes(dv.predict(CAMPAIGN / f"{SMALL[2]}.pdb.gz", model="anm"), "Q")
+    root = tmp_path / "s"
+    store = BatchStore.create_or_check(root, StoreConfig("anm", "x", {}, coupling))
+    writer = GroupWriter(root, coupling)
+    rows = []
+    for name, d in dyns.items():
+        where = writer.add(name, d, {"file": f"/in/{name}.pdb", "chain": name[-1], "entry": ""})
+        rows.append({"chain": name, "input": name, "n_residues": len(d), **where})
+    gid = writer.flush()
+    assert len(writer) == 0 and writer.flush() is None
+    assert [r["slot"] for r in rows] == list(range(len(dyns))) and {r["group"] for r in rows} == {gid}
+    store.write_part(rows, [])
+    assert _groups(root) == {gid}  # five chains, one group
+    got = open_store(root)
+    for name, d in dyns.items():
+        n = len(d)
+        a = got.arrays(name)
+        assert np.array_equal(a["mean"], d.mean.astype(np.float32))
+        assert np.array_equal(a["marginals"], d.marginals.astype(np.float32))
+        if coupling == "full":
+            assert a.keys() == {"mean", "marginals", "coupling"}
+            assert np.array_equal(a["coupling"], d.coupling.astype(np.float32))
+        elif coupling == "band:4":
+            assert a.keys() == {"mean", "marginals", "coupling_band"} and a["coupling_band"].shape == (5, n)
+            for k in range(5):
+                assert np.array_equal(a["coupling_band"][k, : n - k], np.diagonal(d.coupling, k).astype(np.float32))
+                assert not a["coupling_band"][k, n - k:].any()  # zero past the chain's end
+        else:
+            assert a.keys() == {"mean", "marginals"}
+        back = got[name]
+        assert back.residues == d.residues and back.model_name == d.model_name
+        np.testing.assert_allclose(back.marginals, d.marginals, rtol=1e-6, atol=1e-7 * np.abs(d.marginals).max())
+        assert got.info(name) == {"id": name, "file": f"/in/{name}.pdb", "chain": name[-1], "entry": "",
+                                  "model_name": d.model_name, "isotropic": False, "n_residues": n,
+                                  "coupling": coupling}
+    assert sum(r.icode == "B" for r in got["x_Q"].residues) > 3
+
+
+def test_summary_pocket_score_is_find_pockets_score():
+    from dynaprot_viz.batch.engine import _best_pocket_score
+    from dynaprot_viz.core.pockets import find_pockets
+
+    dyns = [dv.predict(CAMPAIGN / f"{n}.pdb.gz", model="anm") for n in SMALL[:10] + MEDIUM[:4]]
+    flat = dyns[0]  # identical marginals: no contrast anywhere, no pocket
+    dyns.append(dv.Dynamics(mean=flat.mean, marginals=np.broadcast_to(np.eye(3), flat.marginals.shape),
+                            coupling=np.eye(len(flat)), residues=flat.residues))
+    got, ref = [], []
+    for d in dyns:
+        pockets = find_pockets(d)
+        ref.append(pockets[0].score if pockets else float("nan"))
+        got.append(_best_pocket_score(d))
+    np.testing.assert_array_equal(got, ref)  # NaN where find_pockets finds none, equal bit for bit elsewhere
+    assert np.isnan(ref).sum() >= 2 and np.isfinite(ref).sum() >= 10
+
+
+def test_format_1_store_is_read_and_not_resumed(tmp_path, small_dir):
+    """A store of the earlier layout (one group per chain under chains/) stays readable."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import zarr
+
+    root = tmp_path / "v1"
+    d = dv.predict(small_dir / f"{SMALL[0]}.pdb.gz", model="anm")
+    name = f"{SMALL[0]}_A"
+    zarr.open_group(str(root), mode="w", attributes={
+        "format": "dynaprot-viz batch store", "format_version": 1, "model": "anm", "model_version": "x",
+        "model_options": {}, "coupling": "full"})
+    res = d.residues
+    g = zarr.open_group(str(root / "chains" / name), mode="w", attributes={
+        "id": name, "file": "/in/x.pdb", "chain": "A", "entry": "", "model_name": "anm", "isotropic": False,
+        "n_residues": len(d), "coupling": "full", "residue_chain": [r.chain for r in res],
+        "residue_number": [r.number for r in res], "residue_icode": [r.icode for r in res],
+        "residue_name": [r.name for r in res]})
+    for k in ("mean", "marginals", "coupling"):
+        g.create_array(k, data=getattr(d, k).astype(np.float32))
+    for sub in ("summary", "failures"):
+        (root / sub).mkdir()
+    row = {"chain": name, "file": "/in/x.pdb", "entry": "", "n_residues": pa.array([len(d)], pa.int32()),
+           "model": "anm", "mean_rmsf": 1.0, "max_rmsf": 2.0, "top5_mobile": "A:1", "best_pocket_score": 0.5,
+           "seconds": 0.1, "status": "ok", "note": "", "worker": "w", "input": "/in/x.pdb"}
+    pq.write_table(pa.table({k: v if isinstance(v, pa.Array) else [v] for k, v in row.items()}),
+                   root / "summary" / "part-0000000000001-abcdef0123.parquet")
+    store = open_store(root)
+    assert store.format_version == 1 and store.keys() == [name] and store.summary["slot"].tolist() == [-1]
+    back = store[name]
+    assert back.residues == d.residues and store.info(name)["file"] == "/in/x.pdb"
+    np.testing.assert_allclose(back.coupling, d.coupling, rtol=1e-6, atol=1e-7 * np.abs(d.coupling).max())
+    with pytest.raises(InputError, match="store format 1 .*cannot be resumed.*give a new --out"):
+        predict_many([small_dir], store=root, progress=False)
+
+
 # --------------------------------------------------------------------------- on a real LocalCluster
 
 
@@ -248,10 +354,11 @@ def _committed_parts(store: Path) -> int:
 
 
 def _arrays(store: Path, name: str) -> dict:
-    import zarr
+    return open_store(store).arrays(name)
 
-    g = zarr.open_group(str(store / "chains" / name), mode="r")
-    return {k: g[k][...] for k in g.array_keys()}
+
+def _groups(store: Path) -> set[str]:
+    return {p.name for p in (store / "tasks").iterdir() if p.is_dir()}
 
 
 def test_sigkill_half_way_then_resume_equals_uninterrupted_run(tmp_path, cluster):
@@ -296,4 +403,44 @@ def test_sigkill_half_way_then_resume_equals_uninterrupted_run(tmp_path, cluster
     # nothing left behind: one merged part per table, no work in progress
     assert len(list((killed / "summary").glob("*.parquet"))) == 1
     assert not any((killed / ".tmp").iterdir())
-    assert sorted(p.name for p in (killed / "chains").iterdir() if p.is_dir()) == sorted(ref.keys())
+    # one group per task of one input (--batch-size 1), each named by the summary: no orphan, no partial group
+    assert _groups(killed) == set(got.summary["group"]) and len(_groups(killed)) == len(MEDIUM)
+    assert (got.summary["slot"] == 0).all()
+
+
+def test_uncommitted_task_leaves_no_group_after_resume(tmp_path, small_dir, cluster, monkeypatch):
+    """A task whose groups were written but never committed (the run was killed before the
+    client wrote its summary part), and a group killed half-way under .tmp/: the rerun
+    removes both, redoes those inputs, and keeps the committed task's groups."""
+    from dynaprot_viz.batch import store as store_mod
+    from dynaprot_viz.batch.engine import run_task
+    from dynaprot_viz.batch.store import BatchStore, StoreConfig
+
+    root = tmp_path / "s"
+    store = BatchStore.create_or_check(root, StoreConfig("anm", "x", {}, "band:4"))
+    items = [it.as_dict() for it in expand_inputs([small_dir])]
+    cfg = {"store": str(root.resolve()), "model": "anm", "options": {}, "coupling": "band:4"}
+    monkeypatch.setattr(store_mod, "GROUP_BYTES", 1)  # in this process: one group per chain, several per task
+    committed = run_task(items[:3], cfg)
+    store.write_part(committed["rows"], committed["failures"])
+    lost = run_task(items[3:6], cfg)  # never committed
+    kept, orphans = {r["group"] for r in committed["rows"]}, {r["group"] for r in lost["rows"]}
+    assert len(kept) == len(orphans) == 3 and _groups(root) == kept | orphans
+    half = root / ".tmp" / "group-killed"
+    half.mkdir()
+    (half / "zarr.json").write_text('{"zarr_format": 3, "node_type": "gr')
+
+    result = predict_many([small_dir], store=root, scheduler=cluster, coupling="band:4", batch_size=4,
+                          progress=False)
+    got = open_store(root)
+    assert result.n_skipped == 3 and result.n_chains == len(SMALL) - 3
+    assert sorted(got.keys()) == sorted(f"{n}_A" for n in SMALL) and got.summary["chain"].is_unique
+    assert kept <= _groups(root) and not orphans & _groups(root)
+    assert _groups(root) == set(got.summary["group"]) and not any((root / ".tmp").iterdir())
+    assert not got.summary.duplicated(["group", "slot"]).any()
+    for row in lost["rows"][:1] + committed["rows"][:1]:  # redone elsewhere / kept where it was
+        name = row["chain"]
+        ref = dv.predict(small_dir / f"{name[:-2]}.pdb.gz", model="anm")
+        band = got.arrays(name)["coupling_band"]
+        assert np.array_equal(band[1, : len(ref) - 1], np.diagonal(ref.coupling, 1).astype(np.float32))
+    assert got.summary.set_index("chain").loc[committed["rows"][0]["chain"], "group"] in kept

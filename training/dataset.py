@@ -85,14 +85,19 @@ class LabelDataset:
             keys = [k for k in keys if kinds[k] in self.kinds]
         self._cache: OrderedDict = OrderedDict()
         self.cache_size = int(cache_size)
-        self.keys = []
-        for k in keys:
-            try:
-                self._load(k)
-            except ValueError as exc:
-                warnings.warn(f"{self.store_path}: chain {k} left out: {exc}", stacklevel=2)
-                continue
-            self.keys.append(k)
+        if len(keys) > self.cache_size:
+            # more chains than the cache holds: featurising them all here would be thrown
+            # away; a chain that cannot be featurised is left out when first drawn instead
+            self.keys = list(keys)
+        else:
+            self.keys = []
+            for k in keys:
+                try:
+                    self._load(k)
+                except ValueError as exc:
+                    warnings.warn(f"{self.store_path}: chain {k} left out: {exc}", stacklevel=2)
+                    continue
+                self.keys.append(k)
         if not self.keys:
             raise InputError(f"{self.store_path}: no usable chains among {len(keys)} keys")
 
@@ -139,8 +144,20 @@ class LabelDataset:
     def batch(self, seed: int, step: int, batch_size: int, rank: int = 0) -> dict:
         """The training batch of ``step``: chains drawn uniformly, random crops, padded."""
         rng = np.random.default_rng([int(seed), int(step), int(rank)])
-        keys = [self.keys[i] for i in rng.integers(0, len(self.keys), size=int(batch_size))]
-        return collate([self.example(k, rng) for k in keys])
+        todo = [self.keys[i] for i in rng.integers(0, len(self.keys), size=int(batch_size))]
+        examples = []
+        while todo:
+            key = todo.pop(0)
+            try:
+                examples.append(self.example(key, rng))
+            except ValueError as exc:  # only with more chains than the cache (not checked up front)
+                warnings.warn(f"{self.store_path}: chain {key} left out: {exc}", stacklevel=2)
+                if key in self.keys:
+                    self.keys.remove(key)
+                if not self.keys:
+                    raise InputError(f"{self.store_path}: no usable chains left") from None
+                todo.append(self.keys[int(rng.integers(0, len(self.keys)))])
+        return collate(examples)
 
     def full(self, key) -> dict:
         """One chain (centre crop when longer than crop_size) as a batch of one."""
@@ -222,10 +239,36 @@ def sequence_clusters(sequences: dict, threshold: float = 0.4) -> dict:
 
     A cheap stand-in for sequence-identity clustering (identical and closely
     related sequences share most 3-mers).  Returns key -> cluster label.
+
+    The 3-mer intersections of all pairs come from one sparse product (in row blocks),
+    so thousands of sequences take seconds; the unions are then applied pair by pair in
+    the order of the plain double loop, which keeps the labels of the original
+    O(n^2)-Python version exactly.
     """
+    import scipy.sparse as sp
+
     keys = sorted(sequences)
-    kmers = {k: _kmers(sequences[k]) for k in keys}
-    parent = {k: k for k in keys}
+    kmers = [_kmers(sequences[k]) for k in keys]
+    vocab: dict = {}
+    rows, cols = [], []
+    for i, km in enumerate(kmers):
+        for m in km:
+            rows.append(i)
+            cols.append(vocab.setdefault(m, len(vocab)))
+    n = len(keys)
+    x = sp.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(n, max(1, len(vocab))))
+    size = np.array([len(km) for km in kmers], dtype=np.int64)
+    pairs = []
+    for lo in range(0, n, 512):
+        inter = (x[lo:lo + 512] @ x.T).toarray()  # (block, n) shared 3-mers
+        union = size[lo:lo + 512, None] + size[None, :] - inter
+        ok = (inter > 0) & (inter >= threshold * union)
+        ii, jj = np.nonzero(ok)
+        ii = ii + lo
+        keep = jj > ii
+        pairs.extend(zip(ii[keep].tolist(), jj[keep].tolist()))
+    pairs.sort()
+    parent = list(range(n))
 
     def find(k):
         while parent[k] != k:
@@ -233,12 +276,9 @@ def sequence_clusters(sequences: dict, threshold: float = 0.4) -> dict:
             k = parent[k]
         return k
 
-    for i, a in enumerate(keys):
-        for b in keys[i + 1:]:
-            inter = len(kmers[a] & kmers[b])
-            if inter and inter / len(kmers[a] | kmers[b]) >= threshold:
-                parent[find(a)] = find(b)
-    return {k: f"seq:{find(k)}" for k in keys}
+    for i, j in pairs:
+        parent[find(i)] = find(j)
+    return {k: f"seq:{keys[find(i)]}" for i, k in enumerate(keys)}
 
 
 def split_keys(store, val_fraction: float = 0.1, test_fraction: float = 0.0, seed: int = 0,

@@ -112,6 +112,7 @@ class TrainConfig:
     keys_file: str | None = None  # only these chains (one key per line) enter the split
     init_from: str | None = None  # a checkpoint whose model weights start this run (pretraining -> fine-tuning)
     max_minutes: float | None = None  # wall-clock budget of the training steps, summed over resumes
+    cache_size: int = 512  # featurised chains kept in memory (ANM inputs included): set >= the chains
 
     @property
     def label_kinds(self) -> list:
@@ -338,7 +339,8 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
     if not splits["train"]:
         raise InputError(f"{cfg.store}: no chains left for training after the split")
     model_cfg = DynaProtConfig.from_dict(cfg.model)
-    data_opts = dict(kind=kinds, anm=model_cfg.prior == "anm", source_aware=cfg.source_aware)
+    data_opts = dict(kind=kinds, anm=model_cfg.prior == "anm", source_aware=cfg.source_aware,
+                     cache_size=cfg.cache_size)
     train_ds = LabelDataset(cfg.store, splits["train"], cfg.crop_size, **data_opts)
     val_keys = splits["val"]
 

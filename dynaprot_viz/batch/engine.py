@@ -7,15 +7,18 @@ on the Dask cluster: an embedded :class:`distributed.LocalCluster` of worker pro
 sized to the machine, or an existing cluster (``scheduler="tcp://host:8786"``).
 
 A task runs :func:`run_task` on a worker: it reads each item's chains, predicts them
-with the model (resolved once per worker process and cached), writes each chain's group
-into the Zarr store and returns the summary and failure rows.  Only the client writes
-the tables (one committed part per task, see :mod:`.store`), so a killed run loses at
-most the tasks in flight, and a rerun of the same command redoes exactly those.
+with the model (resolved once per worker process and cached), writes all of the task's
+chains into the Zarr store as one group (:class:`~.store.GroupWriter`; zarr's per-array
+calls cost a few ms, too much to pay per chain) and returns the summary and failure
+rows.  Only the client writes the tables (one committed part per task, see
+:mod:`.store`), so a killed run loses at most the tasks in flight, and a rerun of the
+same command redoes exactly those.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -34,12 +37,13 @@ import numpy as np
 
 from ..core.errors import InputError
 from .inputs import WorkItem, expand_inputs, read_chains
-from .store import BatchStore, StoreConfig, parse_coupling, write_chain
+from .store import BatchStore, GroupWriter, StoreConfig, parse_coupling
 
 __all__ = ["predict_many", "BatchResult", "run_task", "default_workers", "auto_batch_size"]
 
 #: tasks in flight per worker thread (enough to hide the round trip, few enough to resume cheaply)
 _IN_FLIGHT_PER_THREAD = 3
+_MIN_AUTO_BATCH = 16
 _MAX_AUTO_BATCH = 64
 
 
@@ -60,13 +64,18 @@ def default_workers() -> int:
 
 
 def auto_batch_size(n_items: int, n_threads: int) -> int:
-    """Items per task: about 20 tasks per worker thread, at most 64 items.
+    """Items per task: about 20 tasks per worker thread, at least 16 items (while every
+    thread still gets two tasks) and at most 64.
 
     Enough tasks that the last ones (the smallest, as tasks are ordered largest first)
-    leave little idle time at the end, and enough items per task that the scheduler's
-    per-task cost (a few ms) stays far below the task's compute time for ANM.
+    leave little idle time at the end, and enough items per task that the per-task costs
+    (the scheduler's few ms, and writing the task's group: about 10 ms plus the data)
+    stay far below the task's compute time for ANM (about 40 ms a chain).
     """
-    return int(max(1, min(_MAX_AUTO_BATCH, math.ceil(n_items / (20 * max(1, n_threads))))))
+    n_threads = max(1, n_threads)
+    size = math.ceil(n_items / (20 * n_threads))
+    size = max(size, min(_MIN_AUTO_BATCH, math.ceil(n_items / (2 * n_threads))))
+    return int(max(1, min(_MAX_AUTO_BATCH, size)))
 
 
 @dataclass
@@ -211,21 +220,65 @@ def _notes(caught) -> str:
 
 
 def _chain_stats(dyn) -> dict:
-    from ..core.pockets import find_pockets
-
     rmsf = dyn.rmsf
     top = np.argsort(-rmsf, kind="stable")[:5]
     labels = ",".join(f"{dyn.residues[i].chain}:{dyn.residues[i].number}{dyn.residues[i].icode}" for i in top)
     try:
-        pockets = find_pockets(dyn)
-        best = float(pockets[0].score) if pockets else float("nan")
+        best = _best_pocket_score(dyn)
     except InputError:
         best = float("nan")
     return {"mean_rmsf": float(rmsf.mean()), "max_rmsf": float(rmsf.max()), "top5_mobile": labels,
             "best_pocket_score": best}
 
 
-def _process_item(item: dict, config: dict) -> tuple[list, list]:
+@functools.lru_cache(maxsize=1)
+def _pocket_defaults() -> dict:
+    """find_pockets' keyword defaults (quantile, env_radius, ...): the summary's score uses them."""
+    import inspect
+
+    from ..core.pockets import find_pockets
+
+    return {k: v.default for k, v in inspect.signature(find_pockets).parameters.items()
+            if v.default is not inspect.Parameter.empty and k != "source"}
+
+
+def _best_pocket_score(dyn) -> float:
+    """``find_pockets(dyn)[0].score`` (default parameters), NaN when there is none.
+
+    The same steps 1-6 of :mod:`dynaprot_viz.core.pockets` (candidates, patches, score =
+    sum of contrasts), without building the :class:`Pocket` objects: their directions,
+    opening and breathing (a symmetric square root of every marginal and the (N, N)
+    correlation) cost as much again as the score, and the summary keeps only the score.
+    A test checks that both agree.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    from ..core.pockets import hotspot_contrast, segment_ends
+
+    p = _pocket_defaults()
+    w = np.linalg.eigh(dyn.marginals)[0]  # ascending [N, 3], Å² (eigh as find_pockets: the same values)
+    trace, lmax = w.sum(axis=1), w[:, 2]
+    contrast = hotspot_contrast(dyn, p["env_radius"])
+    q = p["quantile"]
+    candidate = ((trace >= np.quantile(trace, q)) & (lmax >= np.quantile(lmax, q))
+                 & (contrast >= p["min_contrast"]) & ~segment_ends(dyn, int(p["trim_termini"])))
+    idx = np.flatnonzero(candidate)
+    if len(idx) == 0 or int(p["max_pockets"]) == 0:
+        return float("nan")
+    pairs = cKDTree(dyn.mean[idx]).query_pairs(p["patch_cutoff"], output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(idx), len(idx)))
+    n_comp, label = connected_components(graph, directed=False)
+    sizes = np.bincount(label, minlength=n_comp)
+    # summed as find_pockets sums them (the patch's ascending indices), so that the scores are equal bit for bit
+    scores = [float(contrast[idx[label == c]].sum()) for c in np.flatnonzero(sizes >= int(p["min_size"]))]
+    return max(scores) if scores else float("nan")
+
+
+def _process_item(item: dict, config: dict, writer: GroupWriter) -> tuple[list, list]:
+    """Predict the chains of one work item into ``writer``: (summary rows, failure rows).
+    The rows' ``seconds`` do not include the group's write yet (:func:`_flush` adds it)."""
     from ..api import predict
 
     worker = _worker_name()
@@ -257,20 +310,44 @@ def _process_item(item: dict, config: dict) -> tuple[list, list]:
                 warnings.simplefilter("always")
                 dyn = predict(chain, model=model_name, **predictor_options)
                 stats = _chain_stats(dyn)
-            write_chain(config["store"], entry, dyn, config["coupling"],
-                        {"file": item["path"], "chain": chain.chain_id, "entry": entry_of})
+            where = writer.add(entry, dyn, {"file": item["path"], "chain": chain.chain_id, "entry": entry_of})
             note = "; ".join(n for n in (read_notes, _notes(caught)) if n)
             rows.append({**base, "chain": entry, "n_residues": len(dyn), "model": dyn.model_name, **stats,
                          "seconds": share + time.perf_counter() - t1, "status": "warning" if note else "ok",
-                         "note": note, "worker": worker})
+                         "note": note, "worker": worker, **where})
         except Exception as exc:  # one bad chain never stops the batch
             fails.append({**base, "chain": entry, "reason": _reason(exc), "model": model_name, "worker": worker,
                           "seconds": share + time.perf_counter() - t1})
     return rows, fails
 
 
+def _flush(writer: GroupWriter, pending: list, rows: list, fails: list, config: dict) -> None:
+    """Write the buffered chains as one group; their rows move from ``pending`` to
+    ``rows`` (each with its share of the write time), or to ``fails`` if the write fails."""
+    if not pending:
+        return
+    t0 = time.perf_counter()
+    try:
+        writer.flush()
+    except Exception as exc:
+        reason = f"writing the store failed ({_reason(exc)})"
+        fails.extend({"input": r["input"], "file": r["file"], "entry": r["entry"], "chain": r["chain"],
+                      "reason": reason, "model": config["model"], "worker": r["worker"], "seconds": r["seconds"]}
+                     for r in pending)
+    else:
+        share = (time.perf_counter() - t0) / len(pending)
+        for r in pending:
+            r["seconds"] += share
+        rows.extend(pending)
+    pending.clear()
+
+
 def run_task(items: list[dict], config: dict) -> dict:
     """One Dask task: predict and store every chain of ``items`` (:meth:`WorkItem.as_dict`).
+
+    The chains go into one group of the store (several when their arrays pass
+    :data:`~.store.GROUP_BYTES`), written when the task ends; the client's commit of the
+    returned rows is what makes them part of the store.
 
     Returns
     -------
@@ -281,11 +358,15 @@ def run_task(items: list[dict], config: dict) -> dict:
         (times this process loaded the model so far).
     """
     t0, cpu0 = time.perf_counter(), time.process_time()
-    rows, fails = [], []
+    writer = GroupWriter(config["store"], config["coupling"])
+    rows, fails, pending = [], [], []  # pending: rows of the chains in the writer's buffer
     for item in items:
-        r, f = _process_item(item, config)
-        rows.extend(r)
+        r, f = _process_item(item, config, writer)
+        pending.extend(r)
         fails.extend(f)
+        if writer.full:
+            _flush(writer, pending, rows, fails, config)
+    _flush(writer, pending, rows, fails, config)
     return {"rows": rows, "failures": fails, "keys": [i["key"] for i in items],
             "seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - cpu0, "worker": _worker_name(),
             "peak_rss_mb": _peak_rss_mb(),

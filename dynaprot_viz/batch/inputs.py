@@ -51,7 +51,7 @@ LIST_SUFFIXES = (".txt", ".list", ".lst")
 from ..core.structure import BACKBONE_NPZ_ARRAYS  # noqa: E402  (read by the batch layer too)
 _AF_MODEL = re.compile(r"^(AF-.+-F\d+)-model_v\d+$")
 _PDB_ENT = re.compile(r"^pdb([0-9][A-Za-z0-9]{3})$")
-#: characters allowed in an entry name (it is a folder name in the store)
+#: characters allowed in an entry name (a folder name in format-1 stores; typed on command lines)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
