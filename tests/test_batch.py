@@ -188,23 +188,6 @@ def test_task_group_round_trip_of_several_chains(tmp_path, monkeypatch, coupling
     assert sum(r.icode == "B" for r in got["x_Q"].residues) > 3
 
 
-def test_summary_pocket_score_is_find_pockets_score():
-    from dynaprot_viz.batch.engine import _best_pocket_score
-    from dynaprot_viz.core.pockets import find_pockets
-
-    dyns = [dv.predict(CAMPAIGN / f"{n}.pdb.gz", model="anm") for n in SMALL[:10] + MEDIUM[:4]]
-    flat = dyns[0]  # identical marginals: no contrast anywhere, no pocket
-    dyns.append(dv.Dynamics(mean=flat.mean, marginals=np.broadcast_to(np.eye(3), flat.marginals.shape),
-                            coupling=np.eye(len(flat)), residues=flat.residues))
-    got, ref = [], []
-    for d in dyns:
-        pockets = find_pockets(d)
-        ref.append(pockets[0].score if pockets else float("nan"))
-        got.append(_best_pocket_score(d))
-    np.testing.assert_array_equal(got, ref)  # NaN where find_pockets finds none, equal bit for bit elsewhere
-    assert np.isnan(ref).sum() >= 2 and np.isfinite(ref).sum() >= 10
-
-
 def test_format_1_store_is_read_and_not_resumed(tmp_path, small_dir):
     """A store of the earlier layout (one group per chain under chains/) stays readable."""
     import pyarrow as pa

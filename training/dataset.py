@@ -90,8 +90,12 @@ class LabelDataset:
             # away; a chain that cannot be featurised is left out when first drawn instead
             self.keys = list(keys)
         else:
+            from tqdm.auto import tqdm
+
             self.keys = []
-            for k in keys:
+            # featurising is ~0.1 s a chain with the ANM inputs: show it when it takes a while
+            for k in tqdm(keys, desc="featurise", unit="chain", disable=len(keys) < 200, dynamic_ncols=True,
+                          leave=False):
                 try:
                     self._load(k)
                 except ValueError as exc:

@@ -18,7 +18,6 @@ same command redoes exactly those.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import math
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.pockets import best_pocket_score
 from .inputs import WorkItem, expand_inputs, read_chains
 from .store import BatchStore, GroupWriter, StoreConfig, parse_coupling
 
@@ -223,57 +223,8 @@ def _chain_stats(dyn) -> dict:
     rmsf = dyn.rmsf
     top = np.argsort(-rmsf, kind="stable")[:5]
     labels = ",".join(f"{dyn.residues[i].chain}:{dyn.residues[i].number}{dyn.residues[i].icode}" for i in top)
-    try:
-        best = _best_pocket_score(dyn)
-    except InputError:
-        best = float("nan")
     return {"mean_rmsf": float(rmsf.mean()), "max_rmsf": float(rmsf.max()), "top5_mobile": labels,
-            "best_pocket_score": best}
-
-
-@functools.lru_cache(maxsize=1)
-def _pocket_defaults() -> dict:
-    """find_pockets' keyword defaults (quantile, env_radius, ...): the summary's score uses them."""
-    import inspect
-
-    from ..core.pockets import find_pockets
-
-    return {k: v.default for k, v in inspect.signature(find_pockets).parameters.items()
-            if v.default is not inspect.Parameter.empty and k != "source"}
-
-
-def _best_pocket_score(dyn) -> float:
-    """``find_pockets(dyn)[0].score`` (default parameters), NaN when there is none.
-
-    The same steps 1-6 of :mod:`dynaprot_viz.core.pockets` (candidates, patches, score =
-    sum of contrasts), without building the :class:`Pocket` objects: their directions,
-    opening and breathing (a symmetric square root of every marginal and the (N, N)
-    correlation) cost as much again as the score, and the summary keeps only the score.
-    A test checks that both agree.
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
-
-    from ..core.pockets import hotspot_contrast, segment_ends
-
-    p = _pocket_defaults()
-    w = np.linalg.eigh(dyn.marginals)[0]  # ascending [N, 3], Å² (eigh as find_pockets: the same values)
-    trace, lmax = w.sum(axis=1), w[:, 2]
-    contrast = hotspot_contrast(dyn, p["env_radius"])
-    q = p["quantile"]
-    candidate = ((trace >= np.quantile(trace, q)) & (lmax >= np.quantile(lmax, q))
-                 & (contrast >= p["min_contrast"]) & ~segment_ends(dyn, int(p["trim_termini"])))
-    idx = np.flatnonzero(candidate)
-    if len(idx) == 0 or int(p["max_pockets"]) == 0:
-        return float("nan")
-    pairs = cKDTree(dyn.mean[idx]).query_pairs(p["patch_cutoff"], output_type="ndarray")
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(idx), len(idx)))
-    n_comp, label = connected_components(graph, directed=False)
-    sizes = np.bincount(label, minlength=n_comp)
-    # summed as find_pockets sums them (the patch's ascending indices), so that the scores are equal bit for bit
-    scores = [float(contrast[idx[label == c]].sum()) for c in np.flatnonzero(sizes >= int(p["min_size"]))]
-    return max(scores) if scores else float("nan")
+            "best_pocket_score": best_pocket_score(dyn)}  # find_pockets(dyn)[0].score, NaN if none
 
 
 def _process_item(item: dict, config: dict, writer: GroupWriter) -> tuple[list, list]:

@@ -29,7 +29,8 @@ def add_arguments(p) -> None:
                    help="run on an existing Dask cluster (e.g. tcp://host:8786, from `dask scheduler`) instead "
                         "of the embedded one; its workers must see the store and inputs at the same paths")
     p.add_argument("--batch-size", type=positive_int, default=None,
-                   help="inputs per Dask task (default: about 20 tasks per worker thread, at most 64)")
+                   help="inputs per Dask task (default: about 20 tasks per worker thread, but at least 16 inputs "
+                        "a task while every thread still gets two tasks, and at most 64)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
