@@ -49,6 +49,7 @@ __all__ = [
     "EvaluationResult",
     "evaluate",
     "evaluate_mdcath_rmsf",
+    "mdcath_rmsf_domains",
     "default_mdcath_rmsf_dir",
     "BANDS_REPORTED",
     "SCALE_NOTE",
@@ -521,6 +522,24 @@ def _mdcath_chain(pdb: Path):
     return _reference_from_universe(u, np.array(u.atoms.positions, dtype=np.float64), str(pdb), None).chain
 
 
+def mdcath_rmsf_domains(folder, table: dict):
+    """``(domain, chain, resids, RMSF (N,) in the table's unit)`` for each domain of an
+    mdcath_rmsf folder whose ``pdbs/<domain>.pdb`` exists and matches ``table``
+    (``{domain: {resid: rmsf}}``, :func:`_read_rmsf_csv`); others are skipped with a warning."""
+    folder = Path(folder)
+    for domain in sorted(table):
+        pdb = folder / "pdbs" / f"{domain}.pdb"
+        if not pdb.exists():
+            warnings.warn(f"{pdb}: missing, domain {domain} skipped", stacklevel=3)
+            continue
+        chain = _mdcath_chain(pdb)
+        resids = [r.number for r in chain.residues]
+        if any(r not in table[domain] for r in resids):
+            warnings.warn(f"{domain}: residues of {pdb.name} do not match the RMSF table, skipped", stacklevel=3)
+            continue
+        yield domain, chain, resids, np.array([table[domain][r] for r in resids])
+
+
 def evaluate_mdcath_rmsf(folder, models=("anm",), temperature: int = 320, model_options=None) -> list[dict]:
     """Per-domain RMSF Pearson r of each model against mdCATH's replica-average RMSF.
 
@@ -551,17 +570,7 @@ def evaluate_mdcath_rmsf(folder, models=("anm",), temperature: int = 320, model_
     predictors = {m: get_predictor(m) for m in models}
     model_options = model_options or {}
     rows = []
-    for domain in sorted(avg):
-        pdb = folder / "pdbs" / f"{domain}.pdb"
-        if not pdb.exists():
-            warnings.warn(f"{pdb}: missing, domain {domain} skipped", stacklevel=2)
-            continue
-        chain = _mdcath_chain(pdb)
-        resids = [r.number for r in chain.residues]
-        if any(r not in avg[domain] for r in resids):
-            warnings.warn(f"{domain}: residues of {pdb.name} do not match the RMSF table, skipped", stacklevel=2)
-            continue
-        true = np.array([avg[domain][r] for r in resids])
+    for domain, chain, resids, true in mdcath_rmsf_domains(folder, avg):
         floor_loo, floor_pairs = [], []
         rep_vals = [np.array([rep[domain][r] for r in resids]) for rep in reps
                     if domain in rep and all(r in rep[domain] for r in resids)]

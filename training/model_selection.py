@@ -49,7 +49,7 @@ from dynaprot_viz.core.predictors import (BASELINE_MODEL, MODEL_SELECTION_FILE, 
 
 from .evaluate import shared_data_dir
 
-__all__ = ["held_out_sets", "build_selection", "weights_digests", "main"]
+__all__ = ["held_out_sets", "build_selection", "weights_digests", "mdcath7_cases", "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: shipped weights files whose digests the selection records
@@ -120,22 +120,13 @@ def _score(models, cases, set_name: str, amplitude: bool = True) -> dict:
 def mdcath7_cases(folder, temperature: int = 320):
     """``(domain, chain, slice(None), true RMSF (N,) Å)`` of the seven held-out mdCATH
     domains (replica average at ``temperature``; the tables' nm converted to Å)."""
-    from .evaluate import _mdcath_chain, _read_rmsf_csv
+    from .evaluate import _read_rmsf_csv, mdcath_rmsf_domains
     from .rmsf_labels import NM_TO_ANGSTROM
 
     folder = Path(folder)
     avg = _read_rmsf_csv(folder / "rmsf" / f"replica_average_{int(temperature)}K.csv", f"rmsf_{int(temperature)}")
-    for domain in sorted(avg):
-        pdb = folder / "pdbs" / f"{domain}.pdb"
-        if not pdb.exists():
-            warnings.warn(f"{pdb}: missing, domain {domain} skipped", stacklevel=2)
-            continue
-        chain = _mdcath_chain(pdb)
-        resids = [r.number for r in chain.residues]
-        if any(r not in avg[domain] for r in resids):
-            warnings.warn(f"{domain}: residues of {pdb.name} do not match the RMSF table, skipped", stacklevel=2)
-            continue
-        yield domain, chain, slice(None), NM_TO_ANGSTROM * np.array([avg[domain][r] for r in resids])
+    for domain, chain, _, true_nm in mdcath_rmsf_domains(folder, avg):
+        yield domain, chain, slice(None), NM_TO_ANGSTROM * true_nm
 
 
 def mdcath7_set(models, folder=None) -> dict | None:
