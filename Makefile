@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # CPU build of torch first, so that nothing pulls the CUDA wheels
 TORCH  ?= torch==2.13.0
 
-.PHONY: install demo test bench clean chromium
+.PHONY: install demo test bench clean chromium train-dynaprot ablation
 
 # two stamps: `make demo` needs the package with its runtime extras only; `make test`
 # adds the test extras (PyMOL, PyQt5, ProDy, MDAnalysisTests, Jupyter runners)
@@ -49,6 +49,15 @@ test: install chromium
 
 bench: install
 	$(PY) benchmarks/run_all.py
+
+# the shipped DynaProt weights, every step on a 2-core CPU (about an hour; rerun to resume).
+# Needs runs/pdb_backbones/promod3_backbones.npz (datasets/pdb_backbones/README.md) and ../shared
+train-dynaprot: $(RUNTIME_STAMP)
+	$(PY) -m dynaprot_viz.training.pipeline --export dynaprot_viz/weights/dynaprot.safetensors
+
+# the model card's ablation table (after train-dynaprot and the ablation configs; minutes)
+ablation: $(RUNTIME_STAMP)
+	$(PY) -m dynaprot_viz.training.ablation
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

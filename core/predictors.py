@@ -39,6 +39,7 @@ __all__ = [
     "accepted_options",
     "BASELINE_MODEL",
     "MODEL_SELECTION_FILE",
+    "held_out_comparison",
 ]
 
 #: the physics baseline: the default until a learned model beats it everywhere
@@ -187,6 +188,27 @@ def model_selection() -> dict:
     return _SELECTION["data"]
 
 
+def held_out_comparison(name: str, baseline: str = BASELINE_MODEL) -> str:
+    """One line: on which shipped held-out sets ``name``'s median RMSF r beats the
+    baseline's and on which it does not (from :func:`model_selection`), or ``""`` when the
+    selection holds no figures for ``name``."""
+    wins, losses = [], []
+    for set_name, s in model_selection().get("sets", {}).items():
+        models = s.get("models", {})
+        a, b = models.get(name), models.get(baseline)
+        if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+            continue
+        (wins if a > b else losses).append(f"{set_name} {a:.2f} vs {b:.2f}")
+    if not wins and not losses:
+        return ""
+    text = f"held-out median RMSF r of {name} vs {baseline}"
+    if wins:
+        text += f": better on {', '.join(wins)}"
+    if losses:
+        text += f"{';' if wins else ':'} not better on {', '.join(losses)}"
+    return text
+
+
 def _default() -> tuple[str, str]:
     if "default" not in _SELECTION:
         name, reason = select_default(model_selection().get("sets", {}))
@@ -251,7 +273,8 @@ register_predictor(
 )
 register_predictor(
     "dynaprot", "dynaprot_viz.core.models.dynaprot.predictor:predict_dynaprot",
-    "DynaProt-M + J (IPA on backbone frames, learned from MD): anisotropic marginals and coupling",
+    "DynaProt-M + J with the ANM physics prior (IPA on backbone frames; a learned correction of ANM, "
+    "trained on mdCATH MD RMSF): anisotropic marginals and coupling in Å",
 )
 register_predictor(
     "resaxial", "dynaprot_viz.core.models.resaxial.predictor:predict_resaxial",

@@ -53,7 +53,7 @@ __all__ = ["held_out_sets", "build_selection", "weights_digests", "mdcath7_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 #: shipped weights files whose digests the selection records
-WEIGHTS_FILES = {"dynaprot": "dynaprot-preview.safetensors", "resaxial": "resaxial-preview.safetensors",
+WEIGHTS_FILES = {"dynaprot": "dynaprot.safetensors", "resaxial": "resaxial-preview.safetensors",
                  "anm-gbm": "anm-gbm.safetensors"}
 
 

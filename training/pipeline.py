@@ -59,9 +59,17 @@ def _step_teacher(args) -> str:
 
 
 def _train(config: Path) -> str:
+    import torch
+
     from .train import load_config, train
 
-    res = train(load_config(config))
+    cfg = load_config(config)
+    ckpt = Path(cfg.out_dir) / "checkpoints" / "last.pt"
+    if ckpt.exists():  # finished: skip the set-up (featurising thousands of chains) altogether
+        step = int(torch.load(ckpt, map_location="cpu", weights_only=False)["step"])
+        if step >= cfg.max_steps:
+            return f"{config.name}: finished earlier (step {step}, {ckpt})"
+    res = train(cfg)
     val = res.last("val")
     return (f"{config.name}: step {res.step} (resumed from {res.resumed_from}); "
             f"last validation loss {val.get('loss', float('nan')):.4f}")
@@ -90,6 +98,7 @@ _RUN = {"ingest-mdcath": _step_ingest, "teacher": _step_teacher,
 def run_pipeline(args) -> dict:
     """Run the steps ``args.steps`` in order; return ``{step: {"seconds", "result"}}``."""
     timings_path = ROOT / "runs" / "pipeline" / "timings.json"
+    timings_path.parent.mkdir(parents=True, exist_ok=True)
     done = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     for step in args.steps:
         print(f"== {step}", flush=True)

@@ -44,6 +44,19 @@ def _warn_preview(model: str, card: str) -> None:
         )
 
 
+def _warn_not_default(registry_name: str, model: str, card: str) -> None:
+    """Once per process, unless ``registry_name`` is the default model: where the shipped
+    held-out evaluation says this learned model beats ANM and where it does not."""
+    from ..predictors import default_model, held_out_comparison
+
+    if registry_name in _PREVIEW_WARNED or default_model() == registry_name:
+        return
+    _PREVIEW_WARNED.add(registry_name)
+    figures = held_out_comparison(registry_name) or "no held-out figures shipped"
+    warnings.warn(f"{model}: {figures}; the default model is {default_model()} "
+                  f"(see dynaprot_viz/weights/{card})", stacklevel=3)
+
+
 #: The pair blocks cost O(N^3): about 20 s at N = 1000 on one CPU core, hours beyond a
 #: few thousand; longer chains are refused with a one-line reason (override: max_residues).
 MAX_RESIDUES = 2000

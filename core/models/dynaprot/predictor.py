@@ -23,12 +23,12 @@ import torch
 from ...errors import InputError
 from ...gaussian import Dynamics
 from ...structure import frames_for_model
-from ..inference import MAX_RESIDUES, _warn_preview, check_length, resolve_device
+from ..inference import MAX_RESIDUES, _warn_not_default, check_length, resolve_device
 from .model import DynaProt, DynaProtConfig, collate, featurize
 
 __all__ = ["predict_dynaprot", "load_dynaprot", "default_weights", "resolve_device", "DEFAULT_WEIGHTS"]
 
-DEFAULT_WEIGHTS = "dynaprot-preview.safetensors"
+DEFAULT_WEIGHTS = "dynaprot.safetensors"
 #: above this many residues the pair blocks of DynaProt-J run row-chunked
 CHUNK_ABOVE = 384
 CHUNK_SIZE = 64
@@ -47,7 +47,7 @@ def load_dynaprot(weights=None, device="cpu") -> DynaProt:
 
     weights : path, optional
         ``.safetensors`` file with ``<same stem>.json`` beside it (or the config
-        in the file's metadata).  Default: the shipped preview weights.
+        in the file's metadata).  Default: the shipped weights (``dynaprot.safetensors``, MODEL_CARD.md).
     """
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -101,7 +101,7 @@ def predict_dynaprot(chain, device=None, weights=None, max_residues: int = MAX_R
     device : {"cpu", "cuda", "cuda:K", None}
         None (default): CUDA when available, else CPU.
     weights : path, optional
-        A ``.safetensors`` file (default: the shipped preview weights).
+        A ``.safetensors`` file (default: the shipped weights, ``dynaprot.safetensors``).
     max_residues : int
         Longer chains are refused with an InputError (the cost grows as N^3).
 
@@ -113,7 +113,7 @@ def predict_dynaprot(chain, device=None, weights=None, max_residues: int = MAX_R
     """
     check_length(chain, "DynaProt", max_residues)
     if weights is None:
-        _warn_preview("DynaProt", "MODEL_CARD.md")
+        _warn_not_default("dynaprot", "DynaProt", "MODEL_CARD.md")
     dev = resolve_device(device)
     model = load_dynaprot(weights, dev)
     if model.m is None or model.j is None:
