@@ -181,3 +181,46 @@ def test_ablation_table_lists_every_model_and_set():
     assert "0.700 | 0.300" in anm and "0.710 | 0.500 | 0.400" in anm
     x = next(ln for ln in lines if ln.startswith("| x |"))
     assert "0.800 | 0.200" in x and "| 0.710" not in x  # NaN and missing cells stay empty
+
+
+def test_source_scales_rescale_other_sources_only():
+    from dynaprot_viz.training.store import LABEL_KINDS
+    from dynaprot_viz.training.train import SourceScales
+
+    sc = SourceScales()
+    with torch.no_grad():
+        sc.log_scale[:] = 0.3
+    out = {"marginals": torch.ones(3, 4, 3, 3), "coupling": torch.ones(3, 4, 4)}
+    kinds = torch.tensor([[LABEL_KINDS.index(k)] * 4 for k in ("md-rmsf", "experimental-ensemble", "teacher-rmsf")])
+    got = sc(out, kinds)
+    assert torch.allclose(got["marginals"][0], out["marginals"][0])  # the MD RMSF reference is fixed
+    assert torch.allclose(got["marginals"][2], out["marginals"][2])
+    assert torch.allclose(got["marginals"][1], out["marginals"][1] * float(np.exp(0.6)))
+    assert torch.allclose(got["coupling"][1], out["coupling"][1] * float(np.exp(0.6)))
+    # the scale is learnable: a loss on the ensemble chain gives it a gradient, none to the reference
+    got["marginals"][1].sum().backward()
+    g = sc.log_scale.grad
+    assert g[LABEL_KINDS.index("experimental-ensemble")] > 0 and g[LABEL_KINDS.index("md-rmsf")] == 0
+
+
+def test_source_scales_train_and_resume(teacher_store, tmp_path):
+    cfg = _cfg(teacher_store, tmp_path / "s", source_scales=True, max_steps=2)
+    out = train(cfg)
+    ck = torch.load(out.checkpoint, weights_only=False)
+    assert "log_scale" in ck["source_scales"] and out.step == 2
+    again = train(TrainConfig.from_dict({**cfg.__dict__, "max_steps": 3}))
+    assert again.resumed_from == 2 and again.step == 3
+
+
+def test_ablation_merge_adds_models_without_losing_others():
+    from dynaprot_viz.training.ablation import merge_results
+
+    old = {"sets": {"s": {"n": 2, "models": {"anm": 0.7}, "per_protein": {"p1": {"anm": 0.6}}}},
+           "extras": {"dance-test": {"anm": {"coupling_r_peak": 0.5}}}, "models": ["anm"], "descriptions": {}}
+    new = {"sets": {"s": {"n": 2, "models": {"x": 0.8}, "per_protein": {"p1": {"x": 0.9}}}},
+           "extras": {"dance-test": {"x": {"coupling_r_peak": 0.4}}}, "models": ["x"], "descriptions": {"x": "new"}}
+    got = merge_results(old, new)
+    assert got["sets"]["s"]["models"] == {"anm": 0.7, "x": 0.8}
+    assert got["sets"]["s"]["per_protein"]["p1"] == {"anm": 0.6, "x": 0.9}
+    assert got["extras"]["dance-test"] == {"anm": {"coupling_r_peak": 0.5}, "x": {"coupling_r_peak": 0.4}}
+    assert got["models"] == ["anm", "x"] and old["models"] == ["anm"]  # old is not modified

@@ -61,6 +61,9 @@ VARIANTS = {
                           "physics-prior DynaProt, pretrained 1,500 steps on teacher labels, fine-tuned 1,500"),
     "resaxial-mdcath": ("resaxial", "runs/ablation/resaxial/resaxial-mdcath.safetensors",
                         "ResAxial, mdCATH train split, 1,500 steps (RMSF loss)"),
+    "dynaprot-prior-pt-multi": ("dynaprot", "runs/multisource/run/checkpoints/last.pt",
+                                "as dynaprot-prior-pt, fine-tuned on mdCATH RMSF + DANCE train ensembles + "
+                                "campaign MD with a learned scale per source (finetune_multisource.yaml)"),
     "dynaprot-preview": ("dynaprot", "dynaprot_viz/weights/dynaprot-preview.safetensors",
                          "the first preview: pure DynaProt (2.7 M parameters), 2.3 ns of campaign MD"),
 }
@@ -172,6 +175,24 @@ def run_ablation(models) -> dict:
             "command": "python -m dynaprot_viz.training.ablation"}
 
 
+def merge_results(old: dict, new: dict) -> dict:
+    """``old`` with the models of ``new`` added or replaced (per set, per protein, extras)."""
+    out = json.loads(json.dumps(old))
+    for name, s in new["sets"].items():
+        dst = out["sets"].setdefault(name, {"n": s["n"], "models": {}, "per_protein": {}})
+        for key in ("models", "mean_rmsf_abs_err_A"):
+            if key in s:
+                dst.setdefault(key, {}).update(s[key])
+        for key in ("per_protein", "per_protein_err_A"):
+            for prot, row in s.get(key, {}).items():
+                dst.setdefault(key, {}).setdefault(prot, {}).update(row)
+    for name, per_model in new["extras"].items():
+        out["extras"].setdefault(name, {}).update(per_model)
+    out["models"] = list(dict.fromkeys(out["models"] + new["models"]))
+    out["descriptions"].update(new["descriptions"])
+    return out
+
+
 def markdown_table(result: dict) -> str:
     """The model card's ablation table (one row per model)."""
     sets, ex = result["sets"], result["extras"]
@@ -205,11 +226,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(RUNS / "ablation" / "ablation.json"))
     ap.add_argument("--models", nargs="*", help="only these (default: the shipped models and every variant found)")
+    ap.add_argument("--merge", action="store_true", help="add the --models to the existing --out instead of replacing it")
     args = ap.parse_args(argv)
     names = register_variants()
     models = args.models or [*SHIPPED, *names]
     result = run_ablation(models)
     out = Path(args.out)
+    if args.merge and out.exists():
+        result = merge_results(json.loads(out.read_text()), result)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(result, indent=1, default=float) + "\n")
     table = markdown_table(result)

@@ -113,7 +113,12 @@ class LabelDataset:
             self._cache.move_to_end(key)
             return self._cache[key]
         lab = self._store.get(key)
-        item = featurize_arrays(lab.sequence, lab.backbone, anm=self.anm)
+        frames = None
+        if not np.isfinite(lab.backbone).all():
+            # C-alpha-only labels (the DANCE ensembles): the approximate frames of the C-alpha
+            # trace, exactly what prediction uses on a C-alpha-only input (frames_for_model)
+            frames = lab.to_chain().frames(approximate=True)
+        item = featurize_arrays(lab.sequence, lab.backbone, frames=frames, anm=self.anm)
         if self.source_aware:
             item.update(_source_aware_labels(lab))
         else:

@@ -38,6 +38,8 @@ __all__ = ["STEPS", "run_pipeline", "main"]
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "training" / "configs"
 STEPS = ("ingest-mdcath", "teacher", "pretrain", "finetune", "export")
+#: the source-aware variant of the fine-tuning (an ablation row; not part of the default steps)
+EXTRA_STEPS = ("multisource-store", "finetune-multisource")
 
 
 def _shared() -> Path:
@@ -90,9 +92,56 @@ def _step_export(args) -> str:
     return f"wrote {out} and {out.with_suffix('.json').name}"
 
 
+def build_multisource_store(out, *, mdcath_store, dance_store, campaign_store, campaign_config,
+                            mdcath_keys) -> str:
+    """One label store of every *training* label source, for the source-aware fine-tuning:
+    mdCATH RMSF of the train split (``md-rmsf``), the DANCE train and validation ensembles
+    (``experimental-ensemble``; the test split stays out) and the campaign chains that
+    ``campaign.yaml`` does not hold out (``md``).  Records are copied as they are;
+    existing keys are skipped (resumable)."""
+    import yaml
+
+    from .store import LabelStore
+    from .train import _read_keys_file
+
+    allowed = _read_keys_file(mdcath_keys)
+    held = set(yaml.safe_load(Path(campaign_config).read_text()).get("val_keys") or [])
+    counts = {}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with LabelStore(out, "a") as dst:
+        have = set(dst.keys())
+        for path, want in ((mdcath_store, lambda k, lab: lab.kind == "md-rmsf" and k in allowed),
+                           (dance_store, lambda k, lab: lab.kind == "experimental-ensemble"
+                            and lab.provenance.get("split") != "test"),
+                           (campaign_store, lambda k, lab: lab.kind == "md" and k not in held)):
+            if not Path(path).exists():
+                raise InputError(f"{path}: no such label store (see training/pipeline.py)")
+            with LabelStore(path, "r") as src:
+                for k in src.keys():
+                    if k in have:
+                        continue
+                    lab = src.get(k)
+                    if want(k, lab):
+                        dst.put(lab)
+                        counts[lab.kind] = counts.get(lab.kind, 0) + 1
+        kinds = dst.kinds()
+    total = {k: sum(1 for v in kinds.values() if v == k) for k in set(kinds.values())}
+    return f"{out}: added {counts or 'nothing'}; holds {total}"
+
+
+def _step_multisource(args) -> str:
+    runs = ROOT / "runs"
+    return build_multisource_store(
+        runs / "multisource" / "labels.h5", mdcath_store=runs / "prior_mdcath" / "labels.h5",
+        dance_store=runs / "labels" / "labels.h5", campaign_store=runs / "campaign" / "labels.h5",
+        campaign_config=CONFIGS / "campaign.yaml", mdcath_keys=ROOT / "datasets" / "mdcath_split" / "train.txt")
+
+
 _RUN = {"ingest-mdcath": _step_ingest, "teacher": _step_teacher,
         "pretrain": lambda a: _train(CONFIGS / "pretrain_teacher.yaml"),
-        "finetune": lambda a: _train(CONFIGS / "finetune_mdcath.yaml"), "export": _step_export}
+        "finetune": lambda a: _train(CONFIGS / "finetune_mdcath.yaml"), "export": _step_export,
+        "multisource-store": _step_multisource,
+        "finetune-multisource": lambda a: _train(CONFIGS / "finetune_multisource.yaml")}
 
 
 def run_pipeline(args) -> dict:
@@ -115,7 +164,7 @@ def run_pipeline(args) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS))
+    ap.add_argument("--steps", nargs="+", choices=STEPS + EXTRA_STEPS, default=list(STEPS))
     ap.add_argument("--mdcath-train", default=str(_shared() / "mdcath_train"))
     ap.add_argument("--backbones", default=str(ROOT / "runs" / "pdb_backbones" / "promod3_backbones.npz"))
     ap.add_argument("--teacher-chains", type=int, default=5000)

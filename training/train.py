@@ -113,6 +113,7 @@ class TrainConfig:
     init_from: str | None = None  # a checkpoint whose model weights start this run (pretraining -> fine-tuning)
     max_minutes: float | None = None  # wall-clock budget of the training steps, summed over resumes
     cache_size: int = 512  # featurised chains kept in memory (ANM inputs included): set >= the chains
+    source_scales: bool = False  # a learned global scale per label source (kind); MD RMSF kinds fixed at 1
 
     @property
     def label_kinds(self) -> list:
@@ -256,7 +257,37 @@ def _source_aware_loss(cfg: TrainConfig, out: dict, batch: dict):
     return total, terms
 
 
-def _compute_loss(cfg: TrainConfig, out: dict, batch: dict):
+class SourceScales(torch.nn.Module):
+    """A learned global variance scale per label kind (the *source head*): before the loss,
+    a chain's predicted marginals and coupling are multiplied by exp(2 b_kind), so that a
+    source with another amplitude (experimental conformer spread, 300 K implicit-solvent
+    MD) teaches shapes and profiles without pulling the model's absolute scale.  The
+    RMSF-only MD kinds (``md-rmsf``, ``teacher-rmsf``: mdCATH's 320 K scale, which the model
+    predicts at inference) are the reference, b = 0.  Not part of the exported weights."""
+
+    def __init__(self):
+        super().__init__()
+        from .store import LABEL_KINDS, RMSF_ONLY_KINDS
+
+        self.log_scale = torch.nn.Parameter(torch.zeros(len(LABEL_KINDS), dtype=torch.float64))
+        self.register_buffer("free", torch.tensor([k not in RMSF_ONLY_KINDS for k in LABEL_KINDS],
+                                                  dtype=torch.float64))
+
+    def forward(self, out: dict, kind_index: torch.Tensor) -> dict:
+        """``out`` with marginals [B, N, 3, 3] and coupling [B, N, N] rescaled per chain."""
+        b = (self.log_scale * self.free)[kind_index[:, 0]]  # [B]
+        var = torch.exp(2.0 * b)
+        scaled = dict(out)
+        if "marginals" in out:
+            scaled["marginals"] = out["marginals"] * var[:, None, None, None].to(out["marginals"].dtype)
+        if "coupling" in out:
+            scaled["coupling"] = out["coupling"] * var[:, None, None].to(out["coupling"].dtype)
+        return scaled
+
+
+def _compute_loss(cfg: TrainConfig, out: dict, batch: dict, scales: SourceScales | None = None):
+    if scales is not None and "kind_index" in batch:
+        out = scales(out, batch["kind_index"])
     if "kind_index" in batch:
         return _source_aware_loss(cfg, out, batch)
     total, terms = dynaprot_loss(
@@ -276,7 +307,7 @@ def _float32(out: dict) -> dict:
 
 
 @torch.no_grad()
-def _loss_sums(model, dataset: LabelDataset, keys, cfg: TrainConfig, device, autocast) -> dict:
+def _loss_sums(model, dataset: LabelDataset, keys, cfg: TrainConfig, device, autocast, scales=None) -> dict:
     sums: dict = {}
     was = model.training
     model.eval()
@@ -284,7 +315,7 @@ def _loss_sums(model, dataset: LabelDataset, keys, cfg: TrainConfig, device, aut
         batch = _to_device(dataset.full(key), device)
         with autocast():
             out = model(batch)
-        total, terms = _compute_loss(cfg, _float32(out), batch)
+        total, terms = _compute_loss(cfg, _float32(out), batch, scales)
         for k, v in {"loss": total, **terms}.items():
             sums[k] = sums.get(k, 0.0) + float(v)
     model.train(was)
@@ -346,7 +377,11 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
 
     model = DynaProt(model_cfg, use_m=cfg.train_m, use_j=cfg.train_j).to(device)
     n_params = count_parameters(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.source_scales and procs.world > 1:
+        raise InputError("source_scales is single-process for now (its scales are not averaged over DDP ranks)")
+    scales = SourceScales().to(device) if cfg.source_scales else None
+    params = list(model.parameters()) + (list(scales.parameters()) if scales is not None else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg.warmup_steps))
 
     step = 0
@@ -358,6 +393,8 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
             raise InputError(f"{ckpt_path}: checkpoint was made with a different model config; "
                              "use another out_dir or delete the checkpoint")
         model.load_state_dict(ck["model"])
+        if scales is not None and ck.get("source_scales") is not None:
+            scales.load_state_dict(ck["source_scales"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         _set_rng_state(ck["rng"])
@@ -387,13 +424,14 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
                 "rng": _rng_state(), "step": step, "model_config": model_cfg.to_dict(),
                 "train_config": asdict(cfg), "use_m": cfg.train_m, "use_j": cfg.train_j,
                 "train_seconds": seconds_before + (time.perf_counter() - t0), "init_from": init_note,
+                "source_scales": scales.state_dict() if scales is not None else None,
             }, ckpt_path)
 
     def validate(elapsed) -> dict:
         # each process evaluates its share of the chains (the unwrapped model: no
         # gradient sync), then the sums are gathered
         mine = procs.shard(val_ds.keys)
-        parts = procs.gather((len(mine), _loss_sums(model, val_ds, mine, cfg, device, autocast)))
+        parts = procs.gather((len(mine), _loss_sums(model, val_ds, mine, cfg, device, autocast, scales)))
         n = sum(p[0] for p in parts)
         sums: dict = {}
         for _, part in parts:
@@ -422,10 +460,10 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
             batch = _to_device(train_ds.batch(cfg.seed, step, cfg.batch_size, rank), device)
             with autocast():
                 out = net(batch)
-            total, terms = _compute_loss(cfg, _float32(out), batch)
+            total, terms = _compute_loss(cfg, _float32(out), batch, scales)
             opt.zero_grad(set_to_none=True)
             total.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             sched.step()
             step += 1
