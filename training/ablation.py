@@ -115,7 +115,9 @@ def _store_metrics(store, models, keys, kind) -> dict:
     out = {}
     for m in models:
         rows = [r for r in res.rows if r["model"] == m]
-        out[m] = {k: _median([r.get(k) for r in rows]) for k in ("rmsf_r", "rmwd_var", "sym_kl_var", "coupling_r_peak")}
+        out[m] = {k: _median([r.get(k) for r in rows])
+                  for k in ("rmsf_r", "rmwd_var", "sym_kl_var", "coupling_r_peak",
+                            "coupling_r_k1", "coupling_r_k10", "coupling_r_k50")}
     return out
 
 
@@ -133,7 +135,7 @@ def _dance_extras(models) -> dict:
                     if v == "experimental-ensemble" and s.get(k).provenance.get("split") == "test"]
         if keys:
             for m, vals in _store_metrics(store, models, keys, "experimental-ensemble").items():
-                out[m]["coupling_r_peak"] = vals["coupling_r_peak"]
+                out[m].update({k: v for k, v in vals.items() if k.startswith("coupling_r_")})
     else:
         warnings.warn(f"{store}: no DANCE label store (dynaprot-viz ingest --ensembles); "
                       "band-wise coupling on DANCE left out", stacklevel=2)

@@ -17,6 +17,12 @@ Steps (each resumable: a finished step is skipped, an interrupted one continues)
 5. ``export``: the fine-tuned weights as safetensors + json (``--export``; default
    ``runs/finetune/dynaprot-prior-pretrained.safetensors``).
 
+Two more steps, not run by default, make the source-aware variant of the ablation
+(``--steps multisource-store finetune-multisource``): one store of every training label
+source (mdCATH train RMSF, the DANCE train and validation ensembles, the campaign chains
+not held out) and ``training/configs/finetune_multisource.yaml`` (a learned global scale
+per source, :class:`~.train.SourceScales`).
+
 Timings of every step go to ``runs/pipeline/timings.json``.  Nothing here reads a
 held-out label: the split is ``datasets/mdcath_split`` (family-aware, 30% identity) and
 the teacher (``anm-gbm``) was trained on its train part only.
