@@ -479,15 +479,22 @@ def dance_rmsf_cases(folder, split: str = "test"):
     """``(collection id, reference ProteinChain, ensemble RMSF (N,) Å)`` for every
     collection of one split: what a predictor is scored on (the reference conformer as
     input, C-alpha only).  A collection that cannot be read is skipped with a warning."""
+    for cid, labels in _readable_collections(folder, split, ensemble_labels):
+        yield cid, labels.to_chain(), np.asarray(labels.rmsf)
+
+
+def _readable_collections(folder, split: str, build):
+    """``(collection id, build(collection))`` for every collection of one split whose
+    reading and ``build`` succeed; the others are skipped with a one-line warning."""
     import warnings
 
     for cid, sp in list_collections(folder, splits=[split]):
         try:
-            labels = ensemble_labels(read_collection(folder, cid, sp))
+            built = build(read_collection(folder, cid, sp))
         except InputError as exc:
-            warnings.warn(f"DANCE {cid} skipped: {exc}", stacklevel=2)
+            warnings.warn(f"DANCE {cid} skipped: {exc}", stacklevel=3)
             continue
-        yield cid, labels.to_chain(), np.asarray(labels.rmsf)
+        yield cid, built
 
 
 
@@ -618,14 +625,7 @@ def dance_mode_overlap_cases(folder, split: str = "test"):
     Score a predictor with ``case.overlap(get_predictor(name)(case.chain))``.  A
     collection that cannot be read is skipped with a warning, as in :func:`dance_rmsf_cases`.
     """
-    import warnings
-
-    for cid, sp in list_collections(folder, splits=[split]):
-        try:
-            case = mode_overlap_case(read_collection(folder, cid, sp))
-        except InputError as exc:
-            warnings.warn(f"DANCE {cid} skipped: {exc}", stacklevel=2)
-            continue
+    for _, case in _readable_collections(folder, split, mode_overlap_case):
         yield case
 
 
