@@ -37,6 +37,7 @@ __all__ = [
     "Residue",
     "ProteinChain",
     "BACKBONE_NPZ_ARRAYS",
+    "read_backbone_npz",
     "backbone_npz_chain",
     "load_structure",
     "load_chain",
@@ -635,6 +636,32 @@ _ONE_TO_THREE = {
     "G": "GLY", "H": "HIS", "I": "ILE", "L": "LEU", "K": "LYS", "M": "MET", "F": "PHE",
     "P": "PRO", "S": "SER", "T": "THR", "W": "TRP", "Y": "TYR", "V": "VAL",
 }
+
+
+def read_backbone_npz(path) -> dict:
+    """The arrays of :data:`BACKBONE_NPZ_ARRAYS` of a backbone npz
+    (``datasets/pdb_backbones/extract.py``), read into memory.
+
+    Raises
+    ------
+    InputError
+        One line: no such file, not an npz, or arrays missing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such backbone npz (make it with datasets/pdb_backbones/extract.py)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in BACKBONE_NPZ_ARRAYS if k not in z.files]
+            if missing:
+                raise InputError(f"{path}: not a backbone npz of datasets/pdb_backbones/extract.py "
+                                 f"(missing arrays: {', '.join(missing)})")
+            return {k: z[k] for k in BACKBONE_NPZ_ARRAYS}
+    except InputError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot be read as an npz ({first})") from None
 
 
 def backbone_npz_chain(arrays, index: int, source: str | None = None) -> ProteinChain:

@@ -64,6 +64,20 @@ def test_backbone_npz_chain_reads_the_extractor_layout(backbones):
         backbone_npz_chain(arrays, 0)
 
 
+
+def test_read_backbone_npz_refuses_other_files_in_one_line(backbones, tmp_path):
+    from dynaprot_viz.core.structure import read_backbone_npz
+
+    got = read_backbone_npz(backbones[1])
+    assert set(got) == set(BACKBONE_NPZ_ARRAYS)
+    np.savez(tmp_path / "other.npz", ids=np.array(["a"]))
+    with pytest.raises(InputError, match="missing arrays: chain, start_resnum"):
+        read_backbone_npz(tmp_path / "other.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="cannot be read as an npz"):
+        read_backbone_npz(tmp_path / "junk.npz")
+
+
 def test_choose_chains_filters_by_length_and_is_seeded():
     lengths = np.array([10, 50, 60, 500, 70, 80, 399])
     a = choose_chains(lengths, 3, min_length=40, max_length=400, seed=1)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from dynaprot_viz.core.errors import InputError
-from dynaprot_viz.core.structure import BACKBONE_NPZ_ARRAYS, backbone_npz_chain
+from dynaprot_viz.core.structure import backbone_npz_chain, read_backbone_npz
 
 from .ingest import IngestResult, ingest_labels
 from .store import ChainLabels
@@ -42,22 +42,6 @@ __all__ = ["TEACHER", "choose_chains", "teacher_labels", "ingest_teacher_labels"
 
 #: the teacher model (a registered predictor name)
 TEACHER = "anm-gbm"
-
-
-def _read_backbones(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such backbone npz (make it with datasets/pdb_backbones/extract.py)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in BACKBONE_NPZ_ARRAYS if k not in z.files]
-            if missing:
-                raise InputError(f"{path}: not a backbone npz (missing arrays: {', '.join(missing)})")
-            return {k: z[k] for k in BACKBONE_NPZ_ARRAYS}
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(f"{path}: cannot be read as an npz ({str(exc).splitlines()[0]})") from None
 
 
 def choose_chains(lengths, n_chains: int, min_length: int = 40, max_length: int = 400, seed: int = 0) -> np.ndarray:
@@ -126,7 +110,7 @@ def ingest_teacher_labels(backbones, store_path, *, n_chains: int = 3000, min_le
     n_chains, min_length, max_length, seed
         Which chains (:func:`choose_chains`).
     """
-    arrays = _read_backbones(backbones)
+    arrays = read_backbone_npz(backbones)
     rows = choose_chains(arrays["length"], n_chains, min_length, max_length, seed)
     digest = _teacher_digest()
     path = os.fspath(Path(backbones).resolve())

@@ -241,8 +241,9 @@ def _npz_arrays(path: str) -> dict:
     hit = _NPZ_CACHE.get(path)
     if hit and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
         return hit[2]
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in BACKBONE_NPZ_ARRAYS}
+    from ..core.structure import read_backbone_npz
+
+    arrays = read_backbone_npz(path)
     _NPZ_CACHE.clear()  # one npz at a time per worker: they can be ~100 MB
     _NPZ_CACHE[path] = (st.st_mtime_ns, st.st_size, arrays)
     return arrays
