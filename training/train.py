@@ -286,9 +286,9 @@ class SourceScales(torch.nn.Module):
 
 
 def _compute_loss(cfg: TrainConfig, out: dict, batch: dict, scales: SourceScales | None = None):
-    if scales is not None and "kind_index" in batch:
-        out = scales(out, batch["kind_index"])
     if "kind_index" in batch:
+        if scales is not None:
+            out = scales(out, batch["kind_index"])
         return _source_aware_loss(cfg, out, batch)
     total, terms = dynaprot_loss(
         cfg.loss,
@@ -454,7 +454,8 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
         model.train()
         budget_s = None if cfg.max_minutes is None else 60.0 * float(cfg.max_minutes)
         while step < cfg.max_steps:
-            if budget_s is not None and any(procs.gather(seconds_before + time.perf_counter() - t0 >= budget_s)):
+            # every process stops at the same step: one that is over budget stops them all
+            if budget_s is not None and procs.mean([seconds_before + time.perf_counter() - t0 >= budget_s])[0] > 0:
                 checkpoint()
                 break
             batch = _to_device(train_ds.batch(cfg.seed, step, cfg.batch_size, rank), device)
