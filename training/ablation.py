@@ -132,7 +132,7 @@ def _dance_extras(models) -> dict:
         with LabelStore(store, "r") as s:
             kinds = s.kinds()
             keys = [k for k, v in kinds.items()
-                    if v == "experimental-ensemble" and s.get(k).provenance.get("split") == "test"]
+                    if v == "experimental-ensemble" and s.metadata(k)["provenance"].get("split") == "test"]
         if keys:
             for m, vals in _store_metrics(store, models, keys, "experimental-ensemble").items():
                 out[m].update({k: v for k, v in vals.items() if k.startswith("coupling_r_")})

@@ -116,18 +116,17 @@ def build_multisource_store(out, *, mdcath_store, dance_store, campaign_store, c
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with LabelStore(out, "a") as dst:
         have = set(dst.keys())
-        for path, want in ((mdcath_store, lambda k, lab: lab.kind == "md-rmsf" and k in allowed),
-                           (dance_store, lambda k, lab: lab.kind == "experimental-ensemble"
-                            and lab.provenance.get("split") != "test"),
-                           (campaign_store, lambda k, lab: lab.kind == "md" and k not in held)):
+        # which records to copy is decided from the index and the attributes; only those are read
+        for path, want in ((mdcath_store, lambda k, meta: meta["kind"] == "md-rmsf" and k in allowed),
+                           (dance_store, lambda k, meta: meta["kind"] == "experimental-ensemble"
+                            and meta["provenance"].get("split") != "test"),
+                           (campaign_store, lambda k, meta: meta["kind"] == "md" and k not in held)):
             if not Path(path).exists():
                 raise InputError(f"{path}: no such label store (see training/pipeline.py)")
             with LabelStore(path, "r") as src:
                 for k in src.keys():
-                    if k in have:
-                        continue
-                    lab = src.get(k)
-                    if want(k, lab):
+                    if k not in have and want(k, src.metadata(k)):
+                        lab = src.get(k)
                         dst.put(lab)
                         counts[lab.kind] = counts.get(lab.kind, 0) + 1
         kinds = dst.kinds()
