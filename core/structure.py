@@ -650,6 +650,10 @@ def read_backbone_npz(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such backbone npz (make it with datasets/pdb_backbones/extract.py)")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):  # numpy would try it as a pickle and say so
+        raise InputError(f"{path}: cannot be read as an npz (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in BACKBONE_NPZ_ARRAYS if k not in z.files]
